@@ -1,0 +1,61 @@
+"""Input validation: bad input gets a clear error here, not deep inside torch."""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+import torch
+from torch import Tensor
+
+
+def check_positive_int(name: str, value: object) -> int:
+    """Return ``value`` if it is an int > 0, else raise with a message naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be a positive int, got {value!r} ({type(value).__name__})")
+    if value <= 0:
+        raise ValueError(f"{name} must be a positive int, got {value}")
+    return int(value)
+
+
+def check_positive(name: str, value: object) -> float:
+    """Return ``value`` as a float if it is a real number > 0."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a positive number, got {value!r} ({type(value).__name__})")
+    if not value > 0:
+        raise ValueError(f"{name} must be a positive number, got {value}")
+    return float(value)
+
+
+def check_data(x: object, width: int, likelihood: str = "gaussian", n_levels: int = 17) -> Tensor:
+    """Validate a data matrix and return it as a tensor of shape [N, width].
+
+    Raises ``TypeError`` for anything that is not a tensor or array of numbers,
+    ``ValueError`` for the wrong shape, no rows, NaN or inf, and values outside
+    what the likelihood can score ([0, 1] for "bernoulli", integer levels
+    ``0 .. n_levels - 1`` for "categorical").
+    """
+    if isinstance(x, np.ndarray):
+        if not np.issubdtype(x.dtype, np.number):
+            raise TypeError(f"data must hold numbers, got an array of dtype {x.dtype}")
+        x = torch.from_numpy(x)
+    if not isinstance(x, Tensor):
+        raise TypeError(f"data must be a torch.Tensor or numpy array of shape [N, {width}], got {type(x).__name__}")
+    if x.dtype == torch.bool or x.is_complex():
+        raise TypeError(f"data must hold real numbers, got dtype {x.dtype}")
+    if x.dim() != 2 or x.shape[1] != width:
+        raise ValueError(f"data must have shape [N, {width}] (N examples of {width} values), got {list(x.shape)}")
+    if x.shape[0] == 0:
+        raise ValueError(f"data is empty: shape {list(x.shape)}; need at least one example")
+    if x.is_floating_point() and not torch.isfinite(x).all():
+        raise ValueError("data contains NaN or inf; clean or impute it first")
+    if likelihood == "bernoulli" and (x.min() < 0 or x.max() > 1):
+        raise ValueError(f"a bernoulli likelihood needs data in [0, 1], got values in [{x.min():g}, {x.max():g}]")
+    if likelihood == "categorical":
+        if x.min() < 0 or x.max() > n_levels - 1 or (x != x.round()).any():
+            raise ValueError(
+                f"a categorical likelihood needs integer levels 0..{n_levels - 1}, "
+                f"got values in [{x.min():g}, {x.max():g}]"
+                + ("" if (x == x.round()).all() else " that are not all integers")
+            )
+    return x

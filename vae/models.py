@@ -1,0 +1,271 @@
+"""Autoencoder and VAE built from small MLPs.
+
+Shapes used throughout: ``B`` examples in a batch, ``D`` input dimensions
+(pixels), ``L`` latent dimensions, ``S`` samples of ``z`` per input.
+
+Both models take inputs in the units of their likelihood:
+
+* ``"bernoulli"`` and ``"gaussian"``: floats, e.g. pixel intensities in [0, 1];
+* ``"categorical"``: integer grey levels ``0 .. n_levels - 1`` (long or float).
+  The encoder divides them by ``n_levels - 1`` so the network sees [0, 1].
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+from torch.distributions import Bernoulli, Categorical, Distribution, Independent, Normal
+
+from vae.checks import check_data, check_positive_int
+
+LIKELIHOODS = ("bernoulli", "gaussian", "categorical")
+
+
+def mlp(sizes: list[int], final_activation: bool = False) -> nn.Sequential:
+    """Linear layers of the given sizes with LeakyReLU between them."""
+    layers: list[nn.Module] = []
+    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        layers.append(nn.Linear(n_in, n_out))
+        if i < len(sizes) - 2 or final_activation:
+            layers.append(nn.LeakyReLU())
+    return nn.Sequential(*layers)
+
+
+class Likelihood(nn.Module):
+    """The decoder's output distribution p(x|z), one per pixel, independent.
+
+    ``params_per_pixel`` is how many decoder outputs each pixel needs: 1 for a
+    Bernoulli (a logit) or a Gaussian (a mean), ``n_levels`` for a Categorical.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        input_dim: int,
+        n_levels: int = 17,
+        sigma: float = 1.0,
+        learn_sigma: bool = False,
+    ) -> None:
+        super().__init__()
+        if name not in LIKELIHOODS:
+            raise ValueError(f"likelihood must be one of {LIKELIHOODS}, got {name!r}")
+        if name == "categorical":
+            check_positive_int("n_levels", n_levels)
+            if n_levels < 2:
+                raise ValueError(f"n_levels must be at least 2, got {n_levels}")
+        if name == "gaussian" and not (isinstance(sigma, (int, float)) and sigma > 0):
+            raise ValueError(f"sigma must be a positive number, got {sigma!r}")
+        self.name = name
+        self.input_dim = input_dim
+        self.n_levels = n_levels
+        self.params_per_pixel = n_levels if name == "categorical" else 1
+        if name == "gaussian":
+            log_sigma = torch.full((input_dim,), math.log(sigma))
+            if learn_sigma:
+                self.log_sigma = nn.Parameter(log_sigma)
+            else:
+                self.register_buffer("log_sigma", log_sigma)
+
+    def distribution(self, h: Tensor) -> Distribution:
+        """p(x|z) from decoder outputs ``h`` of shape [..., D * params_per_pixel].
+
+        The result has event shape [D]: ``log_prob(x)`` sums over pixels and
+        returns nats per example, shape [...].
+        """
+        if self.name == "bernoulli":
+            # validate_args=False lets grey levels in [0, 1] through: log_prob is
+            # then minus the binary cross-entropy, which is not a normalised density.
+            return Independent(Bernoulli(logits=h, validate_args=False), 1)
+        if self.name == "gaussian":
+            return Independent(Normal(h, self.log_sigma.exp()), 1)
+        logits = h.unflatten(-1, (self.input_dim, self.n_levels))
+        return Independent(Categorical(logits=logits), 1)
+
+    def mean(self, h: Tensor) -> Tensor:
+        """The mean of p(x|z) in input units, shape [..., D]."""
+        if self.name == "bernoulli":
+            return torch.sigmoid(h)
+        if self.name == "gaussian":
+            return h
+        probs = h.unflatten(-1, (self.input_dim, self.n_levels)).softmax(-1)
+        levels = torch.arange(self.n_levels, dtype=probs.dtype, device=probs.device)
+        return probs @ levels
+
+    def scale_input(self, x: Tensor) -> Tensor:
+        """What the encoder sees: grey levels divided by ``n_levels - 1``."""
+        x = x.float()
+        return x / (self.n_levels - 1) if self.name == "categorical" else x
+
+
+def _check_sizes(input_dim: int, hidden_dims: list[int], latent_dim: int) -> None:
+    check_positive_int("input_dim", input_dim)
+    if not isinstance(hidden_dims, (list, tuple)):
+        raise TypeError(f"hidden_dims must be a list of positive ints, got {hidden_dims!r}")
+    for h in hidden_dims:
+        check_positive_int("each entry of hidden_dims", h)
+    check_positive_int("latent_dim", latent_dim)
+
+
+class _Model(nn.Module):
+    """What the Autoencoder and the VAE share: config, likelihood, input checks."""
+
+    def __init__(
+        self,
+        input_dim: int,
+        hidden_dims: list[int],
+        latent_dim: int,
+        likelihood: str,
+        n_levels: int,
+        sigma: float,
+        learn_sigma: bool,
+    ) -> None:
+        super().__init__()
+        _check_sizes(input_dim, hidden_dims, latent_dim)
+        self.config = dict(
+            input_dim=input_dim,
+            hidden_dims=list(hidden_dims),
+            latent_dim=latent_dim,
+            likelihood=likelihood,
+            n_levels=n_levels,
+            sigma=float(sigma),
+            learn_sigma=learn_sigma,
+        )
+        self.input_dim = input_dim
+        self.latent_dim = latent_dim
+        self.lik = Likelihood(likelihood, input_dim, n_levels, sigma, learn_sigma)
+        out_dim = input_dim * self.lik.params_per_pixel
+        self.decoder = mlp([latent_dim, *reversed(hidden_dims), out_dim])
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    def check(self, x: Tensor) -> Tensor:
+        """Validate a batch ``x`` [B, D] and return it on the model's device."""
+        return check_data(x, self.input_dim, self.lik.name, self.lik.n_levels).to(self.device)
+
+    def likelihood(self, z: Tensor) -> Distribution:
+        """p(x|z) for codes ``z`` [..., L]; event shape [D]."""
+        return self.lik.distribution(self.decoder(z))
+
+    def decode(self, z: Tensor) -> Tensor:
+        """The mean image of p(x|z), shape [..., D], in input units."""
+        return self.lik.mean(self.decoder(z))
+
+
+class Autoencoder(_Model):
+    """A deterministic autoencoder: x -> code z [B, L] -> reconstruction.
+
+    It is trained by maximising log p(x|z) with z = encode(x), the same
+    likelihood the VAE uses, so the two can be compared term for term.
+    """
+
+    def __init__(
+        self,
+        input_dim: int,
+        hidden_dims: list[int],
+        latent_dim: int = 2,
+        *,
+        likelihood: str = "bernoulli",
+        n_levels: int = 17,
+        sigma: float = 1.0,
+        learn_sigma: bool = False,
+    ) -> None:
+        super().__init__(input_dim, hidden_dims, latent_dim, likelihood, n_levels, sigma, learn_sigma)
+        self.encoder = mlp([input_dim, *hidden_dims, latent_dim])
+
+    def encode(self, x: Tensor) -> Tensor:
+        """The code of each input, shape [B, L]."""
+        return self.encoder(self.lik.scale_input(self.check(x)))
+
+    def forward(self, x: Tensor) -> dict[str, Tensor]:
+        """Returns ``imgs`` [B, D] (reconstructions) and ``z`` [B, L] (codes)."""
+        z = self.encode(x)
+        return {"imgs": self.decode(z), "z": z}
+
+
+class VAE(_Model):
+    """A variational autoencoder with a diagonal Gaussian encoder q(z|x).
+
+    ``VAE(input_dim, hidden_dims)`` builds an encoder input_dim -> hidden_dims
+    -> (mean, logvar) and a decoder latent_dim -> reversed(hidden_dims) ->
+    p(x|z). Without ``latent_dim`` the latent size is ``hidden_dims[-1] // 2``.
+    The prior is p(z) = N(0, I).
+    """
+
+    def __init__(
+        self,
+        input_dim: int,
+        hidden_dims: list[int],
+        latent_dim: int | None = None,
+        *,
+        likelihood: str = "bernoulli",
+        n_levels: int = 17,
+        sigma: float = 1.0,
+        learn_sigma: bool = False,
+    ) -> None:
+        if latent_dim is None:
+            if not isinstance(hidden_dims, (list, tuple)) or not hidden_dims:
+                raise ValueError("hidden_dims must be a non-empty list when latent_dim is not given")
+            latent_dim = hidden_dims[-1] // 2
+        super().__init__(input_dim, hidden_dims, latent_dim, likelihood, n_levels, sigma, learn_sigma)
+        self.encoder = mlp([input_dim, *hidden_dims], final_activation=True)
+        self.to_mean = nn.Linear(hidden_dims[-1], latent_dim)
+        self.to_logvar = nn.Linear(hidden_dims[-1], latent_dim)
+
+    def encode(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """Parameters of q(z|x): ``mean`` and ``logvar``, each [B, L]."""
+        h = self.encoder(self.lik.scale_input(self.check(x)))
+        return self.to_mean(h), self.to_logvar(h)
+
+    def posterior(self, x: Tensor) -> Distribution:
+        """q(z|x) as a distribution with batch shape [B] and event shape [L]."""
+        mean, logvar = self.encode(x)
+        return Independent(Normal(mean, (0.5 * logvar).exp()), 1)
+
+    def prior(self) -> Distribution:
+        """p(z) = N(0, I) with event shape [L]."""
+        zeros = torch.zeros(self.latent_dim, device=self.device)
+        return Independent(Normal(zeros, torch.ones_like(zeros)), 1)
+
+    def reparameterize(self, mean: Tensor, logvar: Tensor, n_samples_per_z: int = 1) -> Tensor:
+        """Draw z = mean + exp(logvar / 2) * eps with eps ~ N(0, I).
+
+        Gradients flow to ``mean`` and ``logvar`` through this deterministic
+        map; the randomness lives in ``eps`` alone. Returns [B, L] when
+        ``n_samples_per_z`` is 1, else [B, S, L].
+        """
+        check_positive_int("n_samples_per_z", n_samples_per_z)
+        if n_samples_per_z > 1:
+            mean, logvar = mean.unsqueeze(-2), logvar.unsqueeze(-2)
+            shape = (*mean.shape[:-2], n_samples_per_z, mean.shape[-1])
+        else:
+            shape = mean.shape
+        eps = torch.randn(shape, dtype=mean.dtype, device=mean.device)
+        return mean + (0.5 * logvar).exp() * eps
+
+    def forward(self, x: Tensor, n_samples_per_z: int = 1) -> dict[str, Tensor]:
+        """Encode, sample and decode a batch ``x`` [B, D].
+
+        Returns a dict with
+        ``imgs`` [B, D]: the decoder's mean image, averaged over the S samples;
+        ``z`` [B, L] if S == 1 else [B, S, L]: the sampled codes;
+        ``mean``, ``logvar`` [B, L]: the parameters of q(z|x).
+        """
+        mean, logvar = self.encode(x)
+        z = self.reparameterize(mean, logvar, n_samples_per_z)
+        imgs = self.decode(z)
+        if n_samples_per_z > 1:
+            imgs = imgs.mean(dim=-2)
+        return {"imgs": imgs, "z": z, "mean": mean, "logvar": logvar}
+
+    @torch.no_grad()
+    def sample(self, n: int) -> Tensor:
+        """Decode ``n`` draws from the prior: mean images, shape [n, D].
+
+        For pixel noise as well, draw from ``self.likelihood(z)``.
+        """
+        check_positive_int("n", n)
+        return self.decode(self.prior().sample((n,)))

@@ -1,0 +1,119 @@
+"""The quantities a VAE is trained and judged by, all in nats per example.
+
+Every function returns one number per example (shape [B]) unless it says
+otherwise; average over the batch yourself. Larger is better for
+log-likelihoods, the ELBO and the IWAE bound; the KL is >= 0.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import torch
+from torch import Tensor
+
+from vae.checks import check_positive_int
+from vae.models import VAE, Autoencoder
+
+
+def gaussian_kl(mean: Tensor, logvar: Tensor) -> Tensor:
+    """KL(N(mean, diag(exp(logvar))) || N(0, I)) in closed form, shape [...].
+
+    Sums ½(−log σ² + σ² + μ² − 1) over the last (latent) dimension.
+    """
+    if mean.shape != logvar.shape:
+        raise ValueError(f"mean and logvar must have the same shape, got {list(mean.shape)} and {list(logvar.shape)}")
+    return 0.5 * (-logvar + logvar.exp() + mean.pow(2) - 1).sum(-1)
+
+
+def gaussian_kl_mc(mean: Tensor, logvar: Tensor, n_samples: int = 1000) -> Tensor:
+    """Monte Carlo estimate of :func:`gaussian_kl`: the average of log q(z) − log p(z) over z ~ q.
+
+    Unbiased; its standard error shrinks as 1/sqrt(n_samples). Shape [...].
+    """
+    check_positive_int("n_samples", n_samples)
+    std = (0.5 * logvar).exp()
+    q = torch.distributions.Normal(mean, std)
+    p = torch.distributions.Normal(torch.zeros_like(mean), torch.ones_like(std))
+    z = q.rsample((n_samples,))
+    return (q.log_prob(z) - p.log_prob(z)).sum(-1).mean(0)
+
+
+class ELBO(NamedTuple):
+    """The ELBO and its two terms, each [B] in nats: elbo = rec − beta · kl."""
+
+    elbo: Tensor
+    rec: Tensor
+    kl: Tensor
+
+
+def reconstruction_log_likelihood(model: VAE | Autoencoder, x: Tensor, z: Tensor) -> Tensor:
+    """log p(x|z) summed over pixels, in nats.
+
+    ``x`` is [B, D]; ``z`` is [B, L] (one code per input) or [B, S, L]
+    (S codes per input), giving [B] or [B, S].
+    """
+    x = model.check(x)
+    if z.dim() == 3:
+        x = x.unsqueeze(1)
+    return model.likelihood(z).log_prob(x)
+
+
+def elbo(model: VAE | Autoencoder, x: Tensor, beta: float = 1.0, n_samples: int = 1) -> ELBO:
+    """E_q[log p(x|z)] − beta · KL(q(z|x) || p(z)) per example, in nats.
+
+    The expectation is estimated with ``n_samples`` reparameterised draws of z;
+    the KL is exact (:func:`gaussian_kl`). With ``beta = 1`` this is a lower
+    bound on log p(x). For an :class:`Autoencoder` the KL term is 0 and the
+    result is log p(x | z = encode(x)), not a bound on anything.
+    """
+    check_positive_int("n_samples", n_samples)
+    if not (isinstance(beta, (int, float)) and beta >= 0 and math.isfinite(beta)):
+        raise ValueError(f"beta must be a finite number >= 0, got {beta!r}")
+    if isinstance(model, Autoencoder):
+        rec = reconstruction_log_likelihood(model, x, model.encode(x))
+        return ELBO(rec, rec, torch.zeros_like(rec))
+    mean, logvar = model.encode(x)
+    z = model.reparameterize(mean, logvar, n_samples)
+    rec = reconstruction_log_likelihood(model, x, z)
+    if n_samples > 1:
+        rec = rec.mean(1)
+    kl = gaussian_kl(mean, logvar)
+    return ELBO(rec - beta * kl, rec, kl)
+
+
+def iwae_bound(model: VAE, x: Tensor, k: int = 50) -> Tensor:
+    """The importance-weighted bound log (1/k) Σ_i p(x, z_i) / q(z_i|x), z_i ~ q(z|x).
+
+    Burda et al. (2016): equals the ELBO in expectation for k = 1, never
+    decreases with k in expectation, and tends to log p(x) as k grows. [B].
+    """
+    check_positive_int("k", k)
+    x = model.check(x)
+    q = model.posterior(x)
+    z = q.rsample((k,))  # [k, B, L]
+    log_w = model.likelihood(z).log_prob(x) + model.prior().log_prob(z) - q.log_prob(z)
+    return torch.logsumexp(log_w, dim=0) - math.log(k)
+
+
+@torch.inference_mode()
+def log_likelihood_estimate(model: VAE, x: Tensor, k: int = 1000, batch_size: int = 64) -> Tensor:
+    """Estimate log p(x) per example with the IWAE bound for large ``k``.
+
+    Processes ``batch_size`` inputs at a time so memory stays at about
+    k · batch_size decoder outputs. Still a (tight) lower bound in expectation. [N].
+    """
+    check_positive_int("batch_size", batch_size)
+    x = model.check(x)
+    return torch.cat([iwae_bound(model, xb, k) for xb in x.split(batch_size)])
+
+
+def bits_per_dim(nats: Tensor | float, n_dims: int) -> Tensor | float:
+    """Convert nats per example to bits per dimension: nats / (n_dims · ln 2).
+
+    Pass a negative log-likelihood (or −ELBO) to get the usual positive figure.
+    """
+    check_positive_int("n_dims", n_dims)
+    return nats / (n_dims * math.log(2))
+

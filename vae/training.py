@@ -1,0 +1,176 @@
+"""Training loop, device choice and saving/loading models."""
+
+from __future__ import annotations
+
+import copy
+import math
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import torch
+from torch import Tensor
+from tqdm import tqdm
+
+from vae.checks import check_positive, check_positive_int
+from vae.models import VAE, Autoencoder
+from vae.objectives import elbo
+
+MODELS = {"VAE": VAE, "Autoencoder": Autoencoder}
+
+
+def pick_device() -> torch.device:
+    """CUDA when it is available, else the CPU."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def _interactive() -> bool:
+    """True in a terminal or a Jupyter kernel: where a progress bar helps."""
+    return sys.stderr.isatty() or "ipykernel" in sys.modules
+
+
+@torch.inference_mode()
+def evaluate(model: VAE | Autoencoder, x: Tensor, beta: float = 1.0, batch_size: int = 1024) -> dict[str, float]:
+    """Average ELBO, reconstruction log-likelihood and KL over ``x``, nats per example."""
+    was_training = model.training
+    model.eval()
+    x = model.check(x)
+    totals = torch.zeros(3, device=model.device)
+    for xb in x.split(batch_size):
+        totals += torch.stack([t.sum() for t in elbo(model, xb, beta)])
+    model.train(was_training)
+    return dict(zip(("elbo", "rec", "kl"), (totals / len(x)).tolist()))
+
+
+def fit(
+    model: VAE | Autoencoder,
+    train: Tensor,
+    valid: Tensor | None = None,
+    *,
+    epochs: int = 100,
+    batch_size: int = 128,
+    lr: float = 1e-3,
+    beta: float = 1.0,
+    seed: int = 0,
+    patience: int | None = None,
+    weight_decay: float = 0.0,
+    progress: bool | None = None,
+    device: str | torch.device | None = None,
+) -> dict[str, list[float]]:
+    """Train ``model`` by maximising the (beta-weighted) ELBO with Adam.
+
+    ``train`` and ``valid`` are [N, D] tensors held in memory; each epoch visits
+    ``train`` in a fresh random order in batches of ``batch_size``. With
+    ``valid`` and ``patience``, training stops once the validation ELBO has not
+    improved for ``patience`` epochs and the best weights are put back.
+    ``seed`` fixes the batch order and the sampling noise; the model's initial
+    weights are set when it is built (use ``torch.manual_seed`` before that).
+
+    Returns the history: per-epoch ``train_elbo``, ``train_rec``, ``train_kl``
+    (averaged over the epoch's batches) and, with ``valid``, ``valid_elbo``,
+    ``valid_rec``, ``valid_kl``; all in nats per example.
+    """
+    epochs = check_positive_int("epochs", epochs)
+    batch_size = check_positive_int("batch_size", batch_size)
+    lr = check_positive("lr", lr)
+    if patience is not None:
+        check_positive_int("patience", patience)
+        if valid is None:
+            raise ValueError("early stopping (patience) needs validation data: pass valid=...")
+    device = torch.device(device) if device is not None else pick_device()
+    model.to(device)
+    train = model.check(train)
+    valid = model.check(valid) if valid is not None else None
+    if progress is None:
+        progress = _interactive()
+
+    generator = torch.Generator(device="cpu").manual_seed(seed)
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+    history: dict[str, list[float]] = {k: [] for k in ("train_elbo", "train_rec", "train_kl")}
+    if valid is not None:
+        history.update({k: [] for k in ("valid_elbo", "valid_rec", "valid_kl")})
+    best_elbo, best_state, since_best = -math.inf, None, 0
+
+    bar = tqdm(range(1, epochs + 1), disable=not progress, unit="epoch", file=sys.stderr)
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(seed)
+        for epoch in bar:
+            model.train()
+            totals = torch.zeros(3, device=device)
+            order = torch.randperm(len(train), generator=generator).to(device)
+            for xb in train[order].split(batch_size):
+                terms = elbo(model, xb, beta)
+                loss = -terms.elbo.mean()
+                if not torch.isfinite(loss):
+                    raise FloatingPointError(
+                        f"the loss became {loss.item()} in epoch {epoch}; "
+                        f"try a smaller learning rate than lr={lr:g}"
+                    )
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                totals += torch.stack([t.detach().sum() for t in terms])
+            for key, value in zip(("train_elbo", "train_rec", "train_kl"), (totals / len(train)).tolist()):
+                history[key].append(value)
+            status = {"elbo": f"{history['train_elbo'][-1]:.2f}"}
+
+            if valid is not None:
+                scores = evaluate(model, valid, beta)
+                for key, value in scores.items():
+                    history[f"valid_{key}"].append(value)
+                if scores["elbo"] > best_elbo:
+                    best_elbo, since_best = scores["elbo"], 0
+                    best_state = copy.deepcopy(model.state_dict())
+                else:
+                    since_best += 1
+                status["valid"] = f"{scores['elbo']:.2f}"
+                if patience is not None and since_best >= patience:
+                    break
+            bar.set_postfix(status)
+    bar.close()
+    if patience is not None and best_state is not None:
+        model.load_state_dict(best_state)
+    return history
+
+
+def save(model: VAE | Autoencoder, path: str | os.PathLike) -> Path:
+    """Write the model's class, config and weights to ``path`` atomically.
+
+    The file is written next to its destination and renamed into place, so an
+    existing file is either left whole or replaced whole, never half-written.
+    """
+    path = Path(path)
+    if type(model).__name__ not in MODELS:
+        raise TypeError(f"can only save {tuple(MODELS)}, got {type(model).__name__}")
+    if not path.parent.is_dir():
+        raise FileNotFoundError(f"folder {path.parent} does not exist; create it first")
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    payload = {"class": type(model).__name__, "config": model.config, "state_dict": state}
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(payload, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load(path: str | os.PathLike, device: str | torch.device = "cpu") -> VAE | Autoencoder:
+    """Rebuild a model written by :func:`save`, in eval mode, on ``device``."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no saved model at {path}")
+    try:
+        payload = torch.load(path, map_location=device, weights_only=True)
+        cls = MODELS[payload["class"]]
+        config = dict(payload["config"])
+    except Exception as err:
+        raise ValueError(f"{path} is not a model written by vae.save ({err})") from err
+    model = cls(config.pop("input_dim"), config.pop("hidden_dims"), config.pop("latent_dim"), **config)
+    model.load_state_dict(payload["state_dict"])
+    return model.to(device).eval()
