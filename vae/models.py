@@ -71,6 +71,10 @@ class Likelihood(nn.Module):
     def distribution(self, h: Tensor) -> Distribution:
         """p(x|z) from decoder outputs ``h`` of shape [..., D * params_per_pixel].
 
+        Arguments are not validated here (inputs are checked on the way in), so
+        a diverging network yields a NaN loss that ``fit`` reports, rather than
+        an error from inside torch.distributions.
+
         The result has event shape [D]: ``log_prob(x)`` sums over pixels and
         returns nats per example, shape [...].
         """
@@ -79,9 +83,9 @@ class Likelihood(nn.Module):
             # then minus the binary cross-entropy, which is not a normalised density.
             return Independent(Bernoulli(logits=h, validate_args=False), 1)
         if self.name == "gaussian":
-            return Independent(Normal(h, self.log_sigma.exp()), 1)
+            return Independent(Normal(h, self.log_sigma.exp(), validate_args=False), 1)
         logits = h.unflatten(-1, (self.input_dim, self.n_levels))
-        return Independent(Categorical(logits=logits), 1)
+        return Independent(Categorical(logits=logits, validate_args=False), 1)
 
     def mean(self, h: Tensor) -> Tensor:
         """The mean of p(x|z) in input units, shape [..., D]."""
@@ -99,13 +103,13 @@ class Likelihood(nn.Module):
         return x / (self.n_levels - 1) if self.name == "categorical" else x
 
 
-def _check_sizes(input_dim: int, hidden_dims: list[int], latent_dim: int) -> None:
-    check_positive_int("input_dim", input_dim)
+def _check_hidden(hidden_dims: list[int]) -> None:
     if not isinstance(hidden_dims, (list, tuple)):
         raise TypeError(f"hidden_dims must be a list of positive ints, got {hidden_dims!r}")
+    if not hidden_dims:
+        raise ValueError("hidden_dims must list at least one hidden layer size, got []")
     for h in hidden_dims:
         check_positive_int("each entry of hidden_dims", h)
-    check_positive_int("latent_dim", latent_dim)
 
 
 class _Model(nn.Module):
@@ -122,7 +126,9 @@ class _Model(nn.Module):
         learn_sigma: bool,
     ) -> None:
         super().__init__()
-        _check_sizes(input_dim, hidden_dims, latent_dim)
+        check_positive_int("input_dim", input_dim)
+        _check_hidden(hidden_dims)
+        check_positive_int("latent_dim", latent_dim)
         self.config = dict(
             input_dim=input_dim,
             hidden_dims=list(hidden_dims),
@@ -207,8 +213,7 @@ class VAE(_Model):
         learn_sigma: bool = False,
     ) -> None:
         if latent_dim is None:
-            if not isinstance(hidden_dims, (list, tuple)) or not hidden_dims:
-                raise ValueError("hidden_dims must be a non-empty list when latent_dim is not given")
+            _check_hidden(hidden_dims)
             latent_dim = hidden_dims[-1] // 2
         super().__init__(input_dim, hidden_dims, latent_dim, likelihood, n_levels, sigma, learn_sigma)
         self.encoder = mlp([input_dim, *hidden_dims], final_activation=True)
@@ -223,7 +228,7 @@ class VAE(_Model):
     def posterior(self, x: Tensor) -> Distribution:
         """q(z|x) as a distribution with batch shape [B] and event shape [L]."""
         mean, logvar = self.encode(x)
-        return Independent(Normal(mean, (0.5 * logvar).exp()), 1)
+        return Independent(Normal(mean, (0.5 * logvar).exp(), validate_args=False), 1)
 
     def prior(self) -> Distribution:
         """p(z) = N(0, I) with event shape [L]."""

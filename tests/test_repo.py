@@ -1,0 +1,46 @@
+"""The repository keeps its promises: README commands, CI script and notebooks agree."""
+
+import json
+import re
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def readme_commands() -> list[str]:
+    return re.findall(r"```bash\n(.+?)\n```", (ROOT / "README.md").read_text())
+
+
+def test_ci_runs_exactly_the_readme_test_command():
+    build, test = readme_commands()[:2]
+    assert build.endswith("jupyter-book build .")
+    assert test.endswith("python -m pytest")
+    ci = (ROOT / ".ci" / "run").read_text().splitlines()
+    assert test in ci
+    assert "jupyter-book build . -W -n --keep-going" in ci
+
+
+def test_notebooks_are_stored_without_outputs():
+    for path in ROOT.glob("notebooks/**/*.ipynb"):
+        for cell in json.loads(path.read_text())["cells"]:
+            if cell["cell_type"] == "code":
+                assert not cell["outputs"] and cell["execution_count"] is None, f"{path.name} has stored outputs"
+
+
+def test_every_chapter_is_in_the_table_of_contents():
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    listed = {c["file"] for part in toc["parts"] for c in part["chapters"]}
+    chapters = {f"notebooks/{p.stem}" for p in (ROOT / "notebooks").glob("*.ipynb")}
+    assert chapters <= listed
+    for entry in listed:
+        assert any((ROOT / entry).with_suffix(s).exists() for s in (".md", ".ipynb")), entry
+
+
+def test_requirements_pin_exact_versions():
+    lines = [line for line in (ROOT / "requirements.txt").read_text().splitlines() if line and line[0] != "#"]
+    assert lines[0] == "-e ."
+    assert "torch==2.13.0" in lines
+    assert "jupyter-book==1.0.4.post1" in lines
+    assert all("==" in line for line in lines[1:])

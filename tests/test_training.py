@@ -1,0 +1,177 @@
+import os
+
+import pytest
+import torch
+
+import vae
+from vae import VAE, Autoencoder, fit, load, save
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return vae.load_digits()
+
+
+def new_model(**kw) -> VAE:
+    torch.manual_seed(0)
+    return VAE(64, [32], 2, likelihood="categorical", **kw)
+
+
+def test_fit_improves_the_elbo_and_records_history(digits):
+    model = new_model()
+    history = fit(model, digits.train.levels, digits.valid.levels, epochs=15, progress=False)
+    assert set(history) == {"train_elbo", "train_rec", "train_kl", "valid_elbo", "valid_rec", "valid_kl"}
+    assert all(len(v) == 15 for v in history.values())
+    # starts near the uniform model, −64 ln 17 ≈ −181.3 nats, and improves by tens of nats
+    assert history["train_elbo"][0] < -140
+    assert history["valid_elbo"][-1] > history["valid_elbo"][0] + 20
+    for split in ("train", "valid"):
+        for e, r, k in zip(history[f"{split}_elbo"], history[f"{split}_rec"], history[f"{split}_kl"]):
+            assert e == pytest.approx(r - k, abs=1e-3)
+            assert k >= 0
+
+
+def test_fit_is_reproducible_with_a_seed(digits):
+    a, b = new_model(), new_model()
+    ha = fit(a, digits.train.levels[:200], epochs=3, seed=7, progress=False)
+    hb = fit(b, digits.train.levels[:200], epochs=3, seed=7, progress=False)
+    assert ha == hb
+    for pa, pb in zip(a.parameters(), b.parameters()):
+        assert torch.equal(pa, pb)
+    c = new_model()
+    hc = fit(c, digits.train.levels[:200], epochs=3, seed=8, progress=False)
+    assert hc != ha
+
+
+def test_fit_leaves_the_global_random_state_alone(digits):
+    model = new_model()
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    fit(model, digits.train.levels[:100], epochs=1, progress=False)
+    assert torch.equal(torch.rand(3), expected)
+
+
+def test_early_stopping_restores_the_best_weights(digits):
+    model = new_model()
+    history = fit(
+        model, digits.train.levels, digits.valid.levels, epochs=300, lr=1e-2, patience=3, progress=False
+    )
+    n_epochs = len(history["valid_elbo"])
+    best = max(history["valid_elbo"])
+    assert n_epochs < 300
+    assert history["valid_elbo"].index(best) == n_epochs - 4  # stopped 3 epochs after the best
+    torch.manual_seed(0)
+    assert vae.evaluate(model, digits.valid.levels)["elbo"] == pytest.approx(best, abs=0.5)
+
+
+def test_beta_zero_ignores_the_kl(digits):
+    model = new_model()
+    history = fit(model, digits.train.levels[:300], epochs=5, beta=0.0, progress=False)
+    for e, r in zip(history["train_elbo"], history["train_rec"]):
+        assert e == pytest.approx(r, abs=1e-3)
+
+
+def test_fit_trains_an_autoencoder(digits):
+    torch.manual_seed(0)
+    model = Autoencoder(64, [32], 2, likelihood="categorical")
+    history = fit(model, digits.train.levels, epochs=10, progress=False)
+    assert history["train_kl"] == [0.0] * 10
+    assert history["train_rec"][-1] > history["train_rec"][0] + 20
+
+
+def test_nan_loss_stops_with_the_epoch_and_a_hint(digits):
+    model = VAE(64, [32], 2, likelihood="gaussian")
+    with torch.no_grad():
+        model.to_logvar.bias.fill_(1e4)  # exp(logvar) overflows: the KL is inf
+    with pytest.raises(FloatingPointError, match=r"epoch 1.*learning rate"):
+        fit(model, digits.train.x, epochs=2, progress=False)
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, message",
+    [
+        (dict(epochs=0), ValueError, "epochs"),
+        (dict(batch_size=-1), ValueError, "batch_size"),
+        (dict(lr=0.0), ValueError, "lr"),
+        (dict(lr="fast"), TypeError, "lr"),
+        (dict(patience=5), ValueError, "valid"),
+        (dict(beta=-1.0), ValueError, "beta"),
+    ],
+)
+def test_bad_arguments_get_a_clear_error(digits, kwargs, error, message):
+    with pytest.raises(error, match=message):
+        fit(new_model(), digits.train.levels[:50], progress=False, **kwargs)
+
+
+def test_bad_data_gets_a_clear_error(digits):
+    with pytest.raises(ValueError, match=r"shape \[N, 64\]"):
+        fit(new_model(), torch.zeros(10, 63), progress=False)
+    with pytest.raises(ValueError, match="empty"):
+        fit(new_model(), torch.zeros(0, 64), progress=False)
+    with pytest.raises(ValueError, match="integer levels"):
+        fit(new_model(), digits.train.x * 0.5, progress=False)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: VAE(64, [32, 16], 3, likelihood="gaussian", sigma=0.3, learn_sigma=True),
+        lambda: VAE(64, [32], likelihood="categorical", n_levels=17),
+        lambda: Autoencoder(64, [32], 2, likelihood="bernoulli"),
+    ],
+)
+def test_save_and_load_round_trip_bit_for_bit(tmp_path, make):
+    torch.manual_seed(0)
+    model = make()
+    path = save(model, tmp_path / "model.pt")
+    loaded = load(path)
+    assert type(loaded) is type(model) and loaded.config == model.config
+    for (name, a), (name_b, b) in zip(model.state_dict().items(), loaded.state_dict().items()):
+        assert name == name_b and torch.equal(a, b)
+    z = torch.randn(4, model.latent_dim)
+    assert torch.equal(model.decode(z), loaded.decode(z))
+
+
+def test_save_replaces_atomically_and_leaves_no_temp_files(tmp_path):
+    path = tmp_path / "model.pt"
+    first, second = new_model(), VAE(64, [8], 2)
+    save(first, path)
+    save(second, path)
+    assert load(path).config == second.config
+    assert os.listdir(tmp_path) == ["model.pt"]
+
+
+def test_a_failed_save_keeps_the_old_file(tmp_path, monkeypatch):
+    path = tmp_path / "model.pt"
+    save(new_model(), path)
+    before = path.read_bytes()
+
+    def broken_save(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", broken_save)
+    with pytest.raises(OSError, match="disk full"):
+        save(VAE(64, [8], 2), path)
+    assert path.read_bytes() == before
+    assert os.listdir(tmp_path) == ["model.pt"]
+
+
+def test_load_errors_are_clear(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no saved model"):
+        load(tmp_path / "missing.pt")
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"not a model")
+    with pytest.raises(ValueError, match="not a model written by vae.save"):
+        load(junk)
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        save(new_model(), tmp_path / "no" / "such" / "folder.pt")
+    with pytest.raises(TypeError, match="can only save"):
+        save(torch.nn.Linear(2, 2), tmp_path / "linear.pt")
+
+
+def test_evaluate_does_not_change_the_training_mode(digits):
+    model = new_model()
+    model.train()
+    vae.evaluate(model, digits.valid.levels)
+    assert model.training
