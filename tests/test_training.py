@@ -20,9 +20,10 @@ def new_model(**kw) -> VAE:
 def test_fit_improves_the_elbo_and_records_history(digits):
     model = new_model()
     history = fit(model, digits.train.levels, digits.valid.levels, epochs=15, progress=False)
-    assert set(history) == {"train_elbo", "train_rec", "train_kl", "valid_elbo", "valid_rec", "valid_kl"}
+    assert set(history) == {"lr", "train_elbo", "train_rec", "train_kl", "valid_elbo", "valid_rec", "valid_kl"}
     assert all(len(v) == 15 for v in history.values())
     # starts near the uniform model, −64 ln 17 ≈ −181.3 nats, and improves by tens of nats
+    assert history["lr"] == [1e-3] * 15
     assert history["train_elbo"][0] < -140
     assert history["valid_elbo"][-1] > history["valid_elbo"][0] + 20
     for split in ("train", "valid"):
@@ -175,3 +176,64 @@ def test_evaluate_does_not_change_the_training_mode(digits):
     model.train()
     vae.evaluate(model, digits.valid.levels)
     assert model.training
+
+
+def record_elbo_calls(monkeypatch) -> list[tuple[float, int]]:
+    """Make ``fit`` log the (KL weight, n_samples) of every training step."""
+    calls = []
+
+    def logged(model, x, beta=1.0, n_samples=1):
+        calls.append((beta, n_samples))
+        return vae.objectives.elbo(model, x, beta, n_samples)
+
+    monkeypatch.setattr(vae.training, "elbo", logged)
+    return calls
+
+
+def test_warmup_ramps_the_kl_weight_linearly_to_beta(digits, monkeypatch):
+    calls = record_elbo_calls(monkeypatch)
+    x = digits.train.levels[:100]
+    history = fit(new_model(), x, epochs=6, warmup=4, beta=2.0, batch_size=100, n_samples=3, progress=False)
+    assert calls == [(0.0, 3), (0.5, 3), (1.0, 3), (1.5, 3), (2.0, 3), (2.0, 3)]
+    # the history always reports the objective at the final weight, so epochs compare
+    for e, r, k in zip(history["train_elbo"], history["train_rec"], history["train_kl"]):
+        assert e == pytest.approx(r - 2.0 * k, abs=1e-3)
+
+
+def test_early_stopping_waits_for_the_warmup_to_end(digits):
+    history = fit(
+        new_model(), digits.train.levels, digits.valid.levels,
+        epochs=100, lr=3e-2, warmup=10, patience=1, progress=False,
+    )
+    # epoch 11 is the first one compared, so one more is needed to see no improvement
+    assert len(history["valid_elbo"]) >= 12
+
+
+def test_dropout_is_active_in_training_only_and_fit_ends_in_eval_mode(digits, tmp_path):
+    model = new_model(dropout=0.5)
+    assert sum(isinstance(m, torch.nn.Dropout) for m in model.modules()) == 2  # encoder and decoder
+    z = torch.randn(5, 2)
+    model.train()
+    assert not torch.equal(model.decode(z), model.decode(z))
+    fit(model, digits.train.levels[:100], epochs=1, progress=False)
+    assert not model.training
+    assert torch.equal(model.decode(z), model.decode(z))
+    assert load(save(model, tmp_path / "m.pt")).config["dropout"] == 0.5
+    with pytest.raises(ValueError, match="dropout"):
+        new_model(dropout=1.0)
+
+
+def test_lr_patience_halves_the_learning_rate_on_a_plateau(digits):
+    history = fit(
+        new_model(), digits.train.levels, digits.valid.levels,
+        epochs=60, lr=3e-2, lr_patience=2, patience=20, progress=False,
+    )
+    lrs, valid = history["lr"], history["valid_elbo"]
+    assert lrs[0] == 3e-2 and min(lrs) < 3e-2
+    for epoch in range(1, len(lrs)):
+        if lrs[epoch] != lrs[epoch - 1]:
+            assert lrs[epoch] == pytest.approx(lrs[epoch - 1] / 2)
+            # halved only after lr_patience + 1 epochs in a row without a new best
+            assert max(valid[epoch - 3:epoch]) <= max(valid[:epoch - 3])
+    with pytest.raises(ValueError, match="lr_patience"):
+        fit(new_model(), digits.train.levels[:50], lr_patience=3, progress=False)

@@ -23,13 +23,15 @@ from vae.checks import check_data, check_positive_int
 LIKELIHOODS = ("bernoulli", "gaussian", "categorical")
 
 
-def mlp(sizes: list[int], final_activation: bool = False) -> nn.Sequential:
-    """Linear layers of the given sizes with LeakyReLU between them."""
+def mlp(sizes: list[int], final_activation: bool = False, dropout: float = 0.0) -> nn.Sequential:
+    """Linear layers of the given sizes with LeakyReLU (and dropout, if > 0) between them."""
     layers: list[nn.Module] = []
     for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
         layers.append(nn.Linear(n_in, n_out))
         if i < len(sizes) - 2 or final_activation:
             layers.append(nn.LeakyReLU())
+            if dropout > 0:
+                layers.append(nn.Dropout(dropout))
     return nn.Sequential(*layers)
 
 
@@ -124,11 +126,14 @@ class _Model(nn.Module):
         n_levels: int,
         sigma: float,
         learn_sigma: bool,
+        dropout: float,
     ) -> None:
         super().__init__()
         check_positive_int("input_dim", input_dim)
         _check_hidden(hidden_dims)
         check_positive_int("latent_dim", latent_dim)
+        if not (isinstance(dropout, (int, float)) and 0 <= dropout < 1):
+            raise ValueError(f"dropout must be a probability in [0, 1), got {dropout!r}")
         self.config = dict(
             input_dim=input_dim,
             hidden_dims=list(hidden_dims),
@@ -137,12 +142,13 @@ class _Model(nn.Module):
             n_levels=n_levels,
             sigma=float(sigma),
             learn_sigma=learn_sigma,
+            dropout=float(dropout),
         )
         self.input_dim = input_dim
         self.latent_dim = latent_dim
         self.lik = Likelihood(likelihood, input_dim, n_levels, sigma, learn_sigma)
         out_dim = input_dim * self.lik.params_per_pixel
-        self.decoder = mlp([latent_dim, *reversed(hidden_dims), out_dim])
+        self.decoder = mlp([latent_dim, *reversed(hidden_dims), out_dim], dropout=dropout)
 
     @property
     def device(self) -> torch.device:
@@ -178,9 +184,10 @@ class Autoencoder(_Model):
         n_levels: int = 17,
         sigma: float = 1.0,
         learn_sigma: bool = False,
+        dropout: float = 0.0,
     ) -> None:
-        super().__init__(input_dim, hidden_dims, latent_dim, likelihood, n_levels, sigma, learn_sigma)
-        self.encoder = mlp([input_dim, *hidden_dims, latent_dim])
+        super().__init__(input_dim, hidden_dims, latent_dim, likelihood, n_levels, sigma, learn_sigma, dropout)
+        self.encoder = mlp([input_dim, *hidden_dims, latent_dim], dropout=dropout)
 
     def encode(self, x: Tensor) -> Tensor:
         """The code of each input, shape [B, L]."""
@@ -198,7 +205,8 @@ class VAE(_Model):
     ``VAE(input_dim, hidden_dims)`` builds an encoder input_dim -> hidden_dims
     -> (mean, logvar) and a decoder latent_dim -> reversed(hidden_dims) ->
     p(x|z). Without ``latent_dim`` the latent size is ``hidden_dims[-1] // 2``.
-    The prior is p(z) = N(0, I).
+    The prior is p(z) = N(0, I). ``dropout`` > 0 adds dropout after every
+    hidden layer, a regulariser for small data sets (active in ``train()`` mode only).
     """
 
     def __init__(
@@ -211,12 +219,13 @@ class VAE(_Model):
         n_levels: int = 17,
         sigma: float = 1.0,
         learn_sigma: bool = False,
+        dropout: float = 0.0,
     ) -> None:
         if latent_dim is None:
             _check_hidden(hidden_dims)
             latent_dim = hidden_dims[-1] // 2
-        super().__init__(input_dim, hidden_dims, latent_dim, likelihood, n_levels, sigma, learn_sigma)
-        self.encoder = mlp([input_dim, *hidden_dims], final_activation=True)
+        super().__init__(input_dim, hidden_dims, latent_dim, likelihood, n_levels, sigma, learn_sigma, dropout)
+        self.encoder = mlp([input_dim, *hidden_dims], final_activation=True, dropout=dropout)
         self.to_mean = nn.Linear(hidden_dims[-1], latent_dim)
         self.to_logvar = nn.Linear(hidden_dims[-1], latent_dim)
 

@@ -52,8 +52,11 @@ def fit(
     batch_size: int = 128,
     lr: float = 1e-3,
     beta: float = 1.0,
+    warmup: int = 0,
+    n_samples: int = 1,
     seed: int = 0,
     patience: int | None = None,
+    lr_patience: int | None = None,
     weight_decay: float = 0.0,
     progress: bool | None = None,
     device: str | torch.device | None = None,
@@ -63,21 +66,37 @@ def fit(
     ``train`` and ``valid`` are [N, D] tensors held in memory; each epoch visits
     ``train`` in a fresh random order in batches of ``batch_size``. With
     ``valid`` and ``patience``, training stops once the validation ELBO has not
-    improved for ``patience`` epochs and the best weights are put back.
+    improved for ``patience`` epochs and the best weights are put back. With
+    ``valid`` and ``lr_patience``, the learning rate is halved whenever the
+    validation ELBO has not improved for ``lr_patience`` epochs (torch's
+    ``ReduceLROnPlateau``); give ``patience`` a larger value so it can act.
     ``seed`` fixes the batch order and the sampling noise; the model's initial
     weights are set when it is built (use ``torch.manual_seed`` before that).
 
-    Returns the history: per-epoch ``train_elbo``, ``train_rec``, ``train_kl``
-    (averaged over the epoch's batches) and, with ``valid``, ``valid_elbo``,
-    ``valid_rec``, ``valid_kl``; all in nats per example.
+    KL warm-up: with ``warmup`` > 0 the KL weight rises linearly from 0 in
+    the first epoch to ``beta`` at epoch ``warmup + 1`` (Bowman et al., 2016;
+    Sønderby et al., 2016), which helps the decoder use the code before the KL
+    pulls it to the prior. Early stopping only counts epochs after the warm-up.
+    ``n_samples`` draws of z per input average the reconstruction term.
+
+    Returns the history: per-epoch ``lr`` (the learning rate used), ``train_elbo`` (= rec − beta · kl),
+    ``train_rec``, ``train_kl`` (averaged over the epoch's batches) and, with ``valid``, ``valid_elbo``,
+    ``valid_rec``, ``valid_kl``; all in nats per example. The model is left in
+    eval mode (dropout off), ready to evaluate and sample.
     """
     epochs = check_positive_int("epochs", epochs)
     batch_size = check_positive_int("batch_size", batch_size)
     lr = check_positive("lr", lr)
+    if warmup != 0:
+        check_positive_int("warmup", warmup)
     if patience is not None:
         check_positive_int("patience", patience)
         if valid is None:
             raise ValueError("early stopping (patience) needs validation data: pass valid=...")
+    if lr_patience is not None:
+        check_positive_int("lr_patience", lr_patience)
+        if valid is None:
+            raise ValueError("a learning-rate schedule (lr_patience) needs validation data: pass valid=...")
     device = torch.device(device) if device is not None else pick_device()
     model.to(device)
     train = model.check(train)
@@ -87,7 +106,10 @@ def fit(
 
     generator = torch.Generator(device="cpu").manual_seed(seed)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
-    history: dict[str, list[float]] = {k: [] for k in ("train_elbo", "train_rec", "train_kl")}
+    schedule = None
+    if lr_patience is not None:
+        schedule = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="max", factor=0.5, patience=lr_patience)
+    history: dict[str, list[float]] = {k: [] for k in ("lr", "train_elbo", "train_rec", "train_kl")}
     if valid is not None:
         history.update({k: [] for k in ("valid_elbo", "valid_rec", "valid_kl")})
     best_elbo, best_state, since_best = -math.inf, None, 0
@@ -97,10 +119,11 @@ def fit(
         torch.manual_seed(seed)
         for epoch in bar:
             model.train()
-            totals = torch.zeros(3, device=device)
+            weight = beta * min(1.0, (epoch - 1) / warmup) if warmup else beta
+            totals = torch.zeros(2, device=device)  # summed rec and kl
             order = torch.randperm(len(train), generator=generator).to(device)
             for xb in train[order].split(batch_size):
-                terms = elbo(model, xb, beta)
+                terms = elbo(model, xb, weight, n_samples)
                 loss = -terms.elbo.mean()
                 if not torch.isfinite(loss):
                     raise FloatingPointError(
@@ -110,27 +133,34 @@ def fit(
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
-                totals += torch.stack([t.detach().sum() for t in terms])
-            for key, value in zip(("train_elbo", "train_rec", "train_kl"), (totals / len(train)).tolist()):
-                history[key].append(value)
-            status = {"elbo": f"{history['train_elbo'][-1]:.2f}"}
+                totals += torch.stack([terms.rec.detach().sum(), terms.kl.detach().sum()])
+            rec, kl = (totals / len(train)).tolist()
+            history["lr"].append(optimizer.param_groups[0]["lr"])
+            history["train_elbo"].append(rec - beta * kl)
+            history["train_rec"].append(rec)
+            history["train_kl"].append(kl)
+            status = {"elbo": f"{rec - beta * kl:.2f}"}
 
             if valid is not None:
                 scores = evaluate(model, valid, beta)
                 for key, value in scores.items():
                     history[f"valid_{key}"].append(value)
-                if scores["elbo"] > best_elbo:
-                    best_elbo, since_best = scores["elbo"], 0
-                    best_state = copy.deepcopy(model.state_dict())
-                else:
-                    since_best += 1
                 status["valid"] = f"{scores['elbo']:.2f}"
+                if epoch > warmup:  # compare only once the KL weight is at its final value
+                    if scores["elbo"] > best_elbo:
+                        best_elbo, since_best = scores["elbo"], 0
+                        best_state = copy.deepcopy(model.state_dict())
+                    else:
+                        since_best += 1
+                    if schedule is not None:
+                        schedule.step(scores["elbo"])
                 if patience is not None and since_best >= patience:
                     break
             bar.set_postfix(status)
     bar.close()
     if patience is not None and best_state is not None:
         model.load_state_dict(best_state)
+    model.eval()
     return history
 
 
