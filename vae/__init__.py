@@ -1,7 +1,11 @@
 """vae: the small library behind the book *Variational Autoencoders, Step by Step*.
 
 Modules: ``models`` (Autoencoder, VAE), ``objectives`` (KL, ELBO, IWAE, bits/dim),
-``training`` (fit, save, load), ``data`` (digits, toys, MNIST), ``plots``.
+``training`` (fit, save, load), ``data`` (digits, toys, MNIST), ``plots``; for single
+chapters: ``em`` (EM for a Gaussian mixture), ``tractable`` (a model with an exact log p(x)),
+``symbolic`` (the Gaussian KL derived with sympy), ``estimators`` (pathwise vs score-function
+gradients), ``diagnostics`` (active units, holes), ``explore`` (latent-space figures and explorer),
+``classroom`` (release and grade the assignments).
 """
 
 from vae.data import load_digits, load_mnist

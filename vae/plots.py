@@ -40,7 +40,7 @@ def image_grid(
     return ax
 
 
-def _vmax(model: VAE | Autoencoder) -> float:
+def vmax(model: VAE | Autoencoder) -> float:
     """The brightest value the model's images can take: 1, or the top grey level."""
     return model.lik.n_levels - 1 if model.lik.name == "categorical" else 1.0
 
@@ -75,8 +75,8 @@ def reconstructions(model: VAE | Autoencoder, x: Tensor, image_shape: tuple[int,
     x = x[:n]
     recon = model.decode(codes(model, x))
     fig, axes = plt.subplots(2, 1, figsize=(n * 0.6, 1.6))
-    image_grid(x, image_shape, n, axes[0], _vmax(model))
-    image_grid(recon, image_shape, n, axes[1], _vmax(model))
+    image_grid(x, image_shape, n, axes[0], vmax(model))
+    image_grid(recon, image_shape, n, axes[1], vmax(model))
     axes[0].set_title("inputs (top) and reconstructions (bottom)", fontsize=9)
     return fig
 
@@ -106,7 +106,7 @@ def manifold(
     z1, z2 = torch.meshgrid(grid, grid.flip(0), indexing="xy")
     z = torch.stack([z1.flatten(), z2.flatten()], dim=1).to(model.device)
     fig, ax = plt.subplots(figsize=(5, 5))
-    image_grid(model.decode(z), image_shape, n, ax, _vmax(model))
+    image_grid(model.decode(z), image_shape, n, ax, vmax(model))
     ax.set_title(f"decoded grid, $z$ from {grid[0]:.2f} to {grid[-1]:.2f}", fontsize=9)
     return fig
 
@@ -115,7 +115,7 @@ def manifold(
 def prior_samples(model: VAE, image_shape: tuple[int, int], n: int = 40, ncols: int = 10) -> Figure:
     """Mean images of p(x|z) for ``n`` draws z ~ p(z)."""
     fig, ax = plt.subplots(figsize=(ncols * 0.6, -(-n // ncols) * 0.6))
-    image_grid(model.sample(n), image_shape, ncols, ax, _vmax(model))
+    image_grid(model.sample(n), image_shape, ncols, ax, vmax(model))
     ax.set_title("samples from the prior", fontsize=9)
     return fig
 
@@ -130,7 +130,7 @@ def interpolation(
     t = torch.linspace(0, 1, steps, device=z.device).unsqueeze(1)
     path = (1 - t) * z[0] + t * z[1]
     fig, ax = plt.subplots(figsize=(steps * 0.6, 0.9))
-    image_grid(model.decode(path), image_shape, steps, ax, _vmax(model))
+    image_grid(model.decode(path), image_shape, steps, ax, vmax(model))
     ax.set_title("interpolation in latent space", fontsize=9)
     return fig
 
