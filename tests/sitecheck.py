@@ -1,0 +1,291 @@
+"""Checks for the built website: an internal link checker and a real-browser check.
+
+Both take the folder of a built site (``_build/html``) and report `Problem`s (page, kind, detail);
+no problems means the site is fine.
+
+- `check_links` reads the HTML (no browser): every relative or site-absolute ``href``/``src``
+  (and the target of a redirect page) must point to an existing file, and a ``#fragment`` must
+  name an ``id`` in the target page. External ``http(s)`` links are not fetched, only listed.
+- `check_pages` opens every page from disk (``file://``) in headless Chromium, driven by
+  Playwright, waits for MathJax to finish, and reports images that did not load, math that
+  was not typeset, local files that failed to load, requests that would need the network,
+  and JavaScript errors. It can save a full-page screenshot of chosen pages.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Collection, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+from urllib.parse import unquote, urlsplit
+
+from bs4 import BeautifulSoup
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Request, Route
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+SETTLE_TIMEOUT_MS = 30_000  # for MathJax, fonts and images, once a page has loaded
+
+# Attributes that point at another file, per tag.
+LINK_ATTRIBUTES = {"a": "href", "link": "href", "img": "src", "script": "src", "source": "src", "iframe": "src"}
+# Schemes that are not files of the site and are not checked.
+IGNORED_SCHEMES = {"mailto", "javascript", "data", "tel"}
+# Errors that the theme stack logs on every page although readers lose nothing; each says why.
+HARMLESS_ERRORS = {
+    # Jupyter Book 1.0 puts sphinx-thebe's one-line config script in the page twice; the second copy
+    # fails to redeclare the constant, and the first copy's identical value is the one used.
+    "Identifier 'THEBE_JS_URL' has already been declared",
+    # pydata-sphinx-theme on a first visit (no light/dark choice stored yet) logs this and uses "auto".
+    "Got invalid theme mode: . Resetting to auto.",
+}
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with one page.
+
+    ``page`` is the page's path relative to the site folder (e.g. ``notebooks/05_vae_digits.html``);
+    ``kind`` is one of ``broken-link``, ``missing-anchor``, ``missing-image``, ``unrendered-math``,
+    ``math-error``, ``missing-file``, ``network-request``, ``js-error``, ``timeout``; ``detail`` says what exactly.
+    """
+
+    page: str
+    kind: str
+    detail: str
+
+    def __str__(self) -> str:
+        return f"{self.page}: {self.kind}: {self.detail}"
+
+
+@dataclass
+class LinkReport:
+    """What `check_links` found: the problems, and the external links it did not fetch."""
+
+    problems: list[Problem] = field(default_factory=list)
+    external: set[str] = field(default_factory=set)
+
+
+def site_pages(site: Path) -> list[Path]:
+    """The HTML pages of a built site, sorted; Sphinx's own folders (``_static`` and the like) are skipped."""
+    pages = site.rglob("*.html")
+    return sorted(page for page in pages if not any(part.startswith("_") for part in page.relative_to(site).parts))
+
+
+def _read(page: Path) -> BeautifulSoup:
+    return BeautifulSoup(page.read_text(encoding="utf-8"), "html.parser")
+
+
+def _redirect(soup: BeautifulSoup) -> str | None:
+    """Where a redirect page (``<meta http-equiv="refresh" content="0; url=...">``) sends the reader, else None."""
+    meta = soup.find("meta", attrs={"http-equiv": lambda value: value and value.lower() == "refresh"})
+    if meta is None:
+        return None
+    _, _, url = meta.get("content", "").partition("url=")
+    return url.strip()
+
+
+def _references(soup: BeautifulSoup) -> Iterator[tuple[str, str]]:
+    """Every URL a page refers to, each with a short description of where it is (``<a href=...>``)."""
+    for tag_name, attribute in LINK_ATTRIBUTES.items():
+        for tag in soup.find_all(tag_name, attrs={attribute: True}):
+            url = tag[attribute].strip()
+            yield f"<{tag_name} {attribute}={url!r}>", url
+    redirect = _redirect(soup)
+    if redirect is not None:
+        yield f"redirect to {redirect!r}", redirect
+
+
+def _anchors(page: Path, cache: dict[Path, set[str]]) -> set[str]:
+    """The ``id``s (and old-style ``<a name>``s) defined in an HTML page."""
+    if page not in cache:
+        soup = _read(page)
+        ids = {tag["id"] for tag in soup.find_all(id=True)}
+        cache[page] = ids | {tag["name"] for tag in soup.find_all("a", attrs={"name": True})}
+    return cache[page]
+
+
+def check_links(site: Path) -> LinkReport:
+    """Check every internal link and resource reference in the site's HTML pages.
+
+    A reference is internal when it has no scheme (``../_images/x.png``, ``#section``) or is
+    absolute to the site (``/book/intro.html``). It must resolve to an existing file (a folder
+    means its ``index.html``); when it carries a fragment and points at an HTML page, that page
+    must define the fragment as an ``id``. ``http(s)`` links are collected in ``external``.
+    """
+    site = site.resolve()
+    report = LinkReport()
+    anchor_cache: dict[Path, set[str]] = {}
+    for page in site_pages(site):
+        name = page.relative_to(site).as_posix()
+        for where, url in _references(_read(page)):
+            parts = urlsplit(url)
+            if parts.scheme in ("http", "https") or url.startswith("//"):
+                report.external.add(url)
+                continue
+            if parts.scheme in IGNORED_SCHEMES or not url:
+                continue
+            if parts.scheme:
+                report.problems.append(Problem(name, "broken-link", f"{where}: unexpected scheme"))
+                continue
+            path = unquote(parts.path)
+            target = site / path.lstrip("/") if path.startswith("/") else page.parent / path if path else page
+            if target.is_dir():
+                target = target / "index.html"
+            if not target.is_file():
+                report.problems.append(Problem(name, "broken-link", f"{where}: no such file"))
+            elif parts.fragment and target.suffix == ".html":
+                if unquote(parts.fragment) not in _anchors(target, anchor_cache):
+                    report.problems.append(Problem(name, "missing-anchor", f"{where}: no id {parts.fragment!r}"))
+    return report
+
+
+@contextlib.contextmanager
+def open_browser() -> Iterator[Browser]:
+    """Start Debian's headless Chromium under Playwright, with a fresh profile, and close it afterwards."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+# Waits until MathJax 3 has finished its first typesetting (if MathJax is there at all), the fonts
+# are ready and every image has loaded or failed (lazy images are made eager), or the time is up.
+# Resolves to "done" or "timeout".
+_SETTLE = r"""async (timeoutMs) => {
+    const images = Array.from(document.images);
+    images.forEach(img => { img.loading = "eager"; });
+    const settled = Promise.all([
+        (window.MathJax && MathJax.startup && MathJax.startup.promise) || null,
+        document.fonts.ready,
+        ...images.filter(img => !img.complete).map(img => new Promise(resolve => {
+            img.addEventListener("load", resolve);
+            img.addEventListener("error", resolve);
+        })),
+    ]);
+    const timer = new Promise(resolve => setTimeout(() => resolve("timeout"), timeoutMs));
+    return Promise.race([settled.then(() => "done"), timer]);
+}"""
+
+# The images that did not load.
+_BROKEN_IMAGES = r"""() => Array.from(document.images)
+    .filter(img => img.naturalWidth === 0)
+    .map(img => img.getAttribute("src"))"""
+
+# Looks at the math of the article body: math elements MathJax left untouched, TeX errors it
+# reported, and TeX delimiters left as plain text outside code (a reader would see them raw).
+_MATH_STATE = r"""() => {
+    const body = document.querySelector("article") || document.querySelector("[role=main]") || document.body;
+    const untouched = Array.from(body.querySelectorAll(".math"))
+        .filter(el => !el.querySelector("mjx-container"))
+        .map(el => el.textContent.trim().slice(0, 60));
+    const errors = Array.from(body.querySelectorAll("mjx-merror"))
+        .map(el => el.getAttribute("data-mjx-error") || el.textContent);
+    const walker = document.createTreeWalker(body, NodeFilter.SHOW_TEXT, {
+        acceptNode: node => node.parentElement.closest("pre, code, script, style, textarea, mjx-container")
+            ? NodeFilter.FILTER_REJECT : NodeFilter.FILTER_ACCEPT,
+    });
+    const raw = [];
+    for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+        for (const delimiter of ["$$", "\\[", "\\("]) {
+            const at = node.textContent.indexOf(delimiter);
+            if (at >= 0) raw.push(node.textContent.slice(at, at + 60).trim());
+        }
+    }
+    return {untouched, errors, raw};
+}"""
+
+
+def _check_page(context: BrowserContext, name: str, url: str, screenshot: Path | None) -> list[Problem]:
+    """Open one page in a new tab of the context and return its problems; save a screenshot if asked."""
+    problems: list[Problem] = []
+
+    def refuse_network(route: Route) -> None:
+        # The site must work offline: any request leaving the disk is refused and reported.
+        problems.append(Problem(name, "network-request", route.request.url))
+        route.abort()
+
+    def failed_request(request: Request) -> None:
+        if request.url.startswith("file:"):
+            problems.append(Problem(name, "missing-file", f"{unquote(request.url)} ({request.failure})"))
+
+    def script_error(text: str) -> None:
+        if text not in HARMLESS_ERRORS:
+            problems.append(Problem(name, "js-error", text))
+
+    def console_message(message: ConsoleMessage) -> None:
+        # A file that failed to load is already reported by failed_request.
+        if message.type == "error" and not message.text.startswith("Failed to load resource"):
+            script_error(message.text)
+
+    tab = context.new_page()
+    try:
+        tab.route("http://*/**", refuse_network)
+        tab.route("https://*/**", refuse_network)
+        tab.on("requestfailed", failed_request)
+        tab.on("console", console_message)
+        tab.on("pageerror", lambda error: script_error(str(error)))
+        tab.goto(url, wait_until="load")
+        if tab.evaluate(_SETTLE, SETTLE_TIMEOUT_MS) == "timeout":
+            busy = f"MathJax, fonts or images still busy after {SETTLE_TIMEOUT_MS} ms"
+            problems.append(Problem(name, "timeout", busy))
+        for src in tab.evaluate(_BROKEN_IMAGES):
+            problems.append(Problem(name, "missing-image", f"<img src={src!r}> did not load"))
+        math = tab.evaluate(_MATH_STATE)
+        problems += [Problem(name, "unrendered-math", f"not typeset: {tex!r}") for tex in math["untouched"]]
+        problems += [Problem(name, "unrendered-math", f"raw TeX in the text: {text!r}") for text in math["raw"]]
+        problems += [Problem(name, "math-error", error) for error in math["errors"]]
+        if screenshot is not None:
+            screenshot.parent.mkdir(parents=True, exist_ok=True)
+            tab.screenshot(path=str(screenshot), full_page=True)
+    finally:
+        tab.close()
+    return problems
+
+
+def check_pages(
+    browser: Browser,
+    site: Path,
+    *,
+    pages: Collection[str] | None = None,
+    screenshot_dir: Path | None = None,
+    screenshot_pages: Collection[str] = (),
+) -> list[Problem]:
+    """Open the pages of the site in the browser and return what is wrong with them.
+
+    The pages share one fresh browser context (no stored state from earlier runs), 1280 pixels wide.
+    Redirect pages (``index.html``) are skipped: `check_links` checks where they lead.
+    ``pages`` limits the check to these pages, given as paths relative to ``site`` (default: all).
+    ``screenshot_pages`` are page paths relative to ``site`` too (e.g. ``book/intro.html``); each is
+    saved as a full-page PNG in ``screenshot_dir`` under the same relative path with ``.png``.
+    """
+    site = site.resolve()
+    problems: list[Problem] = []
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    try:
+        for page in site_pages(site):
+            name = page.relative_to(site).as_posix()
+            if (pages is not None and name not in pages) or _redirect(_read(page)) is not None:
+                continue
+            shoot = screenshot_dir is not None and name in screenshot_pages
+            screenshot = screenshot_dir / Path(name).with_suffix(".png") if shoot else None
+            problems += _check_page(context, name, page.as_uri(), screenshot)
+    finally:
+        context.close()
+    return problems
