@@ -49,13 +49,16 @@ def check_data(x: object, width: int, likelihood: str = "gaussian", n_levels: in
         raise ValueError(f"data is empty: shape {list(x.shape)}; need at least one example")
     if x.is_floating_point() and not torch.isfinite(x).all():
         raise ValueError("data contains NaN or inf; clean or impute it first")
-    if likelihood == "bernoulli" and (x.min() < 0 or x.max() > 1):
-        raise ValueError(f"a bernoulli likelihood needs data in [0, 1], got values in [{x.min():g}, {x.max():g}]")
+    if likelihood not in ("bernoulli", "categorical"):
+        return x
+    lo, hi = (v.item() for v in torch.aminmax(x))
+    if likelihood == "bernoulli" and (lo < 0 or hi > 1):
+        raise ValueError(f"a bernoulli likelihood needs data in [0, 1], got values in [{lo:g}, {hi:g}]")
     if likelihood == "categorical":
-        if x.min() < 0 or x.max() > n_levels - 1 or (x != x.round()).any():
+        fractional = x.is_floating_point() and bool((x != x.round()).any())
+        if lo < 0 or hi > n_levels - 1 or fractional:
             raise ValueError(
                 f"a categorical likelihood needs integer levels 0..{n_levels - 1}, "
-                f"got values in [{x.min():g}, {x.max():g}]"
-                + ("" if (x == x.round()).all() else " that are not all integers")
+                f"got values in [{lo:g}, {hi:g}]" + (" that are not all integers" if fractional else "")
             )
     return x

@@ -105,7 +105,10 @@ def fit(
         progress = _interactive()
 
     generator = torch.Generator(device="cpu").manual_seed(seed)
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+    # The fused Adam updates all parameters in one kernel: the same algorithm, several times faster
+    # than the per-tensor update on networks this small.
+    fused = device.type in ("cpu", "cuda")
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay, fused=fused)
     schedule = None
     if lr_patience is not None:
         schedule = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="max", factor=0.5, patience=lr_patience)
