@@ -145,11 +145,18 @@ class GridPosterior:
         if not (torch.isfinite(mean).all() and torch.isfinite(logvar).all()):
             raise ValueError("mean and logvar must be finite")
         axis = self.grid.axis.to(mean.device)
-        return Normal(mean.double().unsqueeze(-1), (0.5 * logvar.double()).exp().unsqueeze(-1)).log_prob(axis)
+        # The floor keeps the scale above 0 in float64 for any logvar an optimiser may try.
+        scale = (0.5 * logvar.double().clamp_min(-200.0)).exp()
+        return Normal(mean.double().unsqueeze(-1), scale.unsqueeze(-1)).log_prob(axis)
 
     def _cell_weights(self, axis_log_q: Tensor) -> Tensor:
-        """q times the spacing along each axis, [N, L, n]: the product over axes is q(z_g) dV."""
-        return (axis_log_q + self.grid.log_cell / self.grid.latent_dim).exp()
+        """q's mass on each grid cell along each axis, [N, L, n], each row summing to 1.
+
+        For a q that lies inside the grid and is wider than its spacing this is q(z) dz to
+        high accuracy; renormalising keeps it a distribution for any q, so a q narrower than
+        a cell cannot inflate the quadrature of E_q[log p(x|z)].
+        """
+        return axis_log_q.softmax(dim=-1)
 
     def _expectation(self, weights: Tensor, values: Tensor) -> Tensor:
         """sum_g q(z_g) dV values[:, g] for values [N, G], using the per-axis ``weights`` [N, L, n]."""
@@ -162,8 +169,9 @@ class GridPosterior:
 
         E_q[log p(x|z)] is a sum over the grid; KL(q || p(z)) is the closed
         form :func:`vae.objectives.gaussian_kl`. ``mean`` and ``logvar`` are
-        [N, L]; gradients flow to them. q must lie inside the grid: mass it
-        puts outside is lost, an error of about |log p(x)| times that mass.
+        [N, L]; gradients flow to them. q must lie inside the grid and be wider
+        than a cell for the result to be accurate: its mass is renormalised to
+        the grid (see ``_cell_weights``).
         """
         weights = self._cell_weights(self._axis_log_q(mean, logvar))
         return self._expectation(weights, self.log_lik) - gaussian_kl(mean.double(), logvar.double())
@@ -176,13 +184,8 @@ class GridPosterior:
         """
         axis_log_q = self._axis_log_q(mean, logvar)
         weights = self._cell_weights(axis_log_q)
-        # sum_g q log q dV: log q is a sum over axes, so each axis's term is weighted by the other axis's mass
-        per_axis = (weights * axis_log_q).sum(dim=2)  # [N, L]
-        if self.grid.latent_dim == 1:
-            q_log_q = per_axis[:, 0]
-        else:
-            mass = weights.sum(dim=2)  # [N, 2], each about 1
-            q_log_q = per_axis[:, 0] * mass[:, 1] + per_axis[:, 1] * mass[:, 0]
+        # sum_g q log q dV: log q is a sum over axes, and each axis's weights sum to 1
+        q_log_q = (weights * axis_log_q).sum(dim=(1, 2))
         return q_log_q - self._expectation(weights, self.log_density)
 
     def moments(self) -> tuple[Tensor, Tensor]:
