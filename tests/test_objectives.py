@@ -14,6 +14,7 @@ from vae.objectives import (
     iwae_bound,
     log_likelihood_estimate,
     reconstruction_log_likelihood,
+    refine_posterior,
 )
 
 
@@ -168,20 +169,59 @@ def test_iwae_bound_increases_with_k_and_exceeds_the_elbo(small_vae):
     assert (bounds[2] >= exact_elbo).all()
 
 
-def test_iwae_converges_to_the_exact_log_likelihood():
-    # A linear-Gaussian VAE: z ~ N(0, 1), x | z ~ N(w z + b, σ²) has p(x) = N(b, w wᵀ + σ² I) exactly.
+def linear_gaussian_vae() -> tuple[VAE, torch.Tensor, torch.Tensor]:
+    """A VAE whose p(x) has a closed form, two inputs, and their exact log p(x).
+
+    z ~ N(0, 1), x | z ~ N(w z + b, σ² I) with a linear decoder, so p(x) = N(b, w wᵀ + σ² I) and
+    the posterior p(z|x) is a 1-D Gaussian, which a Gaussian q can match exactly.
+    """
     torch.manual_seed(0)
     model = VAE(3, [4], 1, likelihood="gaussian", sigma=1.5)
     w, b = torch.tensor([[1.0], [-0.5], [2.0]]), torch.tensor([0.3, 0.0, -1.0])
-    model.decoder = torch.nn.Linear(1, 3)  # a linear decoder, so p(x) has a closed form
+    model.decoder = torch.nn.Linear(1, 3)
     with torch.no_grad():
         model.decoder.weight.copy_(w)
         model.decoder.bias.copy_(b)
     x = torch.tensor([[0.5, 0.2, -0.4], [1.5, -1.0, 2.0]])
     exact = torch.distributions.MultivariateNormal(b, w @ w.T + 2.25 * torch.eye(3)).log_prob(x)
+    return model, x, exact
+
+
+def test_iwae_converges_to_the_exact_log_likelihood():
+    model, x, exact = linear_gaussian_vae()
     estimate = log_likelihood_estimate(model, x, k=20_000)
     assert (estimate <= exact + 0.02).all()
     torch.testing.assert_close(estimate, exact, atol=0.05, rtol=0)
+
+
+def test_refined_posterior_closes_the_gap_to_the_exact_log_likelihood():
+    model, x, exact = linear_gaussian_vae()
+    weights = {k: v.clone() for k, v in model.state_dict().items()}
+    torch.manual_seed(1)
+    with torch.no_grad():
+        encoder = elbo(model, x, n_samples=20_000).elbo
+    mean, logvar = refine_posterior(model, x, steps=1000, lr=0.02, n_samples=256)
+    with torch.no_grad():
+        refined = elbo(model, x, n_samples=20_000, posterior=(mean, logvar)).elbo
+    assert (exact - encoder > 0.5).all()  # the untrained encoder is far off
+    torch.testing.assert_close(refined, exact, atol=0.03, rtol=0)  # the best Gaussian q is the posterior
+    # The refined q is the exact posterior: N(w·(x − b) / (w·w + σ²), σ² / (w·w + σ²)) with w·w = 5.25.
+    w, b = torch.tensor([1.0, -0.5, 2.0]), torch.tensor([0.3, 0.0, -1.0])
+    torch.testing.assert_close(mean[:, 0], (x - b) @ w / 7.5, atol=0.03, rtol=0)
+    torch.testing.assert_close(logvar[:, 0], torch.full((2,), math.log(2.25 / 7.5)), atol=0.05, rtol=0)
+    assert all(torch.equal(v, weights[k]) for k, v in model.state_dict().items())
+    assert all(p.grad is None for p in model.parameters())
+
+
+def test_refine_posterior_and_elbo_reject_bad_arguments(small_vae):
+    model, x = small_vae
+    with pytest.raises(ValueError, match="steps must be a positive int"):
+        refine_posterior(model, x, steps=0)
+    with pytest.raises(ValueError, match="lr must be a positive number"):
+        refine_posterior(model, x, lr=-1.0)
+    mean, logvar = refine_posterior(model, x, steps=2)
+    with pytest.raises(ValueError, match=r"posterior must be \(mean, logvar\), each of shape \[5, 2\]"):
+        elbo(model, x, posterior=(mean[:3], logvar[:3]))
 
 
 def test_log_likelihood_estimate_batches_consistently(small_vae):
