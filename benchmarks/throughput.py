@@ -31,12 +31,17 @@ def new_model(args: argparse.Namespace) -> vae.VAE:
     return vae.VAE(64, [args.hidden], args.latent, likelihood="categorical")
 
 
-def step(model: vae.VAE, optimizer: torch.optim.Optimizer, xb: torch.Tensor) -> None:
-    """One Adam step on the negative ELBO, written out with no checks and no bookkeeping."""
+def negative_elbo(model: vae.VAE, xb: torch.Tensor) -> torch.Tensor:
+    """The batch's mean negative ELBO, written out with no checks and no bookkeeping."""
     h = model.encoder(xb / 16)
     mean, logvar = model.to_mean(h), model.to_logvar(h)
     z = mean + (0.5 * logvar).exp() * torch.randn_like(mean)
-    loss = (gaussian_kl(mean, logvar) - model.likelihood(z).log_prob(xb)).mean()
+    return (gaussian_kl(mean, logvar) - model.likelihood(z).log_prob(xb)).mean()
+
+
+def step(model: vae.VAE, optimizer: torch.optim.Optimizer, xb: torch.Tensor) -> None:
+    """One Adam step on the negative ELBO."""
+    loss = negative_elbo(model, xb)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()
@@ -82,10 +87,7 @@ def phase_times(args: argparse.Namespace, x: torch.Tensor, steps: int = 300) -> 
     totals = {"forward and loss": 0.0, "backward": 0.0, "Adam step": 0.0}
     for i in range(steps + 20):  # the first 20 steps warm up
         t0 = time.perf_counter()
-        h = model.encoder(batches / 16)
-        mean, logvar = model.to_mean(h), model.to_logvar(h)
-        z = mean + (0.5 * logvar).exp() * torch.randn_like(mean)
-        loss = (gaussian_kl(mean, logvar) - model.likelihood(z).log_prob(batches)).mean()
+        loss = negative_elbo(model, batches)
         t1 = time.perf_counter()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
