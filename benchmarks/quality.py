@@ -58,7 +58,7 @@ def run(settings: dict, seed: int, k: int) -> dict[str, float]:
     refine_seconds = time.perf_counter() - start
     with torch.inference_mode():
         neg_refined = -vae.elbo(model, test, n_samples=100, posterior=posterior).elbo.mean().item()
-    neg_ll = -vae.log_likelihood_estimate(model, test, k=k).mean().item()
+    neg_ll = -vae.log_likelihood_estimate(model, test, n_samples=k).mean().item()
     return dict(neg_elbo=neg_elbo, neg_refined=neg_refined, neg_ll=neg_ll, epochs=len(history["train_elbo"]),
                 seconds=seconds, refine_seconds=refine_seconds)
 

@@ -52,7 +52,8 @@ def test_gaussian_mixture_rejects_bad_parameters():
 def write_idx(path, array: np.ndarray, type_code: int = 0x08, compress: bool = True) -> None:
     header = bytes([0, 0, type_code, array.ndim]) + b"".join(int(s).to_bytes(4, "big") for s in array.shape)
     data = header + array.astype(array.dtype.newbyteorder(">")).tobytes()
-    (gzip.open if compress else open)(path, "wb").write(data)
+    with (gzip.open if compress else open)(path, "wb") as f:  # closed, so the file is complete on disk
+        f.write(data)
 
 
 def test_read_idx_round_trips_uint8_and_int32(tmp_path):
@@ -135,3 +136,11 @@ def test_load_mnist_rejects_a_corrupt_download(tmp_path, tiny_mnist, monkeypatch
 def test_mnist_cache_dir_follows_the_environment(tmp_path, monkeypatch):
     monkeypatch.setenv("VAE_DATA", str(tmp_path))
     assert vae.data.mnist_cache_dir() == tmp_path / "mnist"
+
+
+@pytest.mark.parametrize("n_valid, error", [(-1, "n_valid must be an int >= 0"), (2.5, "n_valid must be an int"),
+                                            (5, "leaves no training images")])
+def test_load_mnist_rejects_impossible_splits(tmp_path, tiny_mnist, n_valid, error):
+    source, _ = tiny_mnist
+    with pytest.raises(ValueError, match=error):
+        load_mnist(tmp_path / "cache", n_valid=n_valid, base_url=source.as_uri() + "/")

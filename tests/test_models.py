@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 import torch
 
+import vae
 from vae import VAE, Autoencoder
 
 
@@ -139,3 +140,30 @@ def test_bad_sample_counts_are_rejected():
         model(torch.rand(2, 8), n_samples_per_z=0)
     with pytest.raises(ValueError, match="n must be"):
         model.sample(0)
+
+
+def test_integer_data_is_scored_like_the_same_floats():
+    torch.manual_seed(0)
+    model = VAE(8, [6], 2, likelihood="bernoulli")
+    binary = torch.randint(0, 2, (5, 8))
+    torch.manual_seed(1)
+    from_int = vae.elbo(model, binary).elbo
+    torch.manual_seed(1)
+    from_float = vae.elbo(model, binary.float()).elbo
+    torch.testing.assert_close(from_int, from_float)
+    gaussian = VAE(8, [6], 2, likelihood="gaussian")
+    assert gaussian.encode(np.arange(16).reshape(2, 8))[0].shape == (2, 2)
+
+
+@pytest.mark.parametrize("sigma", [float("inf"), float("nan"), 1e-30, 1e9, 0.0, -1.0])
+def test_a_gaussian_scale_float32_cannot_use_is_rejected(sigma):
+    with pytest.raises(ValueError, match="sigma"):
+        VAE(8, [6], 2, likelihood="gaussian", sigma=sigma)
+
+
+def test_codes_must_be_float_tensors():
+    model = VAE(8, [6], 2)
+    with pytest.raises(TypeError, match="z must be a floating-point torch.Tensor"):
+        model.decode([[0.0, 0.0]])
+    with pytest.raises(TypeError, match="z must be a floating-point torch.Tensor, got a tensor of dtype torch.int64"):
+        model.decode(torch.zeros(1, 2, dtype=torch.long))

@@ -154,7 +154,7 @@ def test_iwae_with_one_sample_is_the_elbo_in_expectation(small_vae):
     model, x = small_vae
     torch.manual_seed(0)
     with torch.no_grad():
-        iwae1 = torch.stack([iwae_bound(model, x, k=1) for _ in range(4000)]).mean(0)
+        iwae1 = torch.stack([iwae_bound(model, x, n_samples=1) for _ in range(4000)]).mean(0)
         elbo_mc = torch.stack([elbo(model, x).elbo for _ in range(4000)]).mean(0)
     torch.testing.assert_close(iwae1, elbo_mc, atol=0.05, rtol=0)
 
@@ -189,7 +189,7 @@ def linear_gaussian_vae() -> tuple[VAE, torch.Tensor, torch.Tensor]:
 
 def test_iwae_converges_to_the_exact_log_likelihood():
     model, x, exact = linear_gaussian_vae()
-    estimate = log_likelihood_estimate(model, x, k=20_000)
+    estimate = log_likelihood_estimate(model, x, n_samples=20_000)
     assert (estimate <= exact + 0.02).all()
     torch.testing.assert_close(estimate, exact, atol=0.05, rtol=0)
 
@@ -217,7 +217,7 @@ def test_refine_posterior_and_elbo_reject_bad_arguments(small_vae):
     model, x = small_vae
     with pytest.raises(ValueError, match="steps must be a positive int"):
         refine_posterior(model, x, steps=0)
-    with pytest.raises(ValueError, match="lr must be a positive number"):
+    with pytest.raises(ValueError, match="lr must be a finite positive number"):
         refine_posterior(model, x, lr=-1.0)
     mean, logvar = refine_posterior(model, x, steps=2)
     with pytest.raises(ValueError, match=r"posterior must be \(mean, logvar\), each of shape \[5, 2\]"):
@@ -227,9 +227,9 @@ def test_refine_posterior_and_elbo_reject_bad_arguments(small_vae):
 def test_log_likelihood_estimate_batches_consistently(small_vae):
     model, x = small_vae
     torch.manual_seed(0)
-    a = log_likelihood_estimate(model, x, k=2000, batch_size=2)
+    a = log_likelihood_estimate(model, x, n_samples=2000, batch_size=2)
     torch.manual_seed(1)
-    b = log_likelihood_estimate(model, x, k=2000, batch_size=5)
+    b = log_likelihood_estimate(model, x, n_samples=2000, batch_size=5)
     assert a.shape == (5,)
     torch.testing.assert_close(a, b, atol=0.05, rtol=0)
 
@@ -248,7 +248,7 @@ def test_bad_beta_is_rejected(bad, small_vae):
         elbo(model, x, beta=bad)
 
 
-def test_bad_k_is_rejected(small_vae):
+def test_bad_sample_count_is_rejected(small_vae):
     model, x = small_vae
-    with pytest.raises(ValueError, match="k must be a positive int"):
-        iwae_bound(model, x, k=0)
+    with pytest.raises(ValueError, match="n_samples must be a positive int"):
+        iwae_bound(model, x, n_samples=0)

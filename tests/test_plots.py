@@ -9,6 +9,7 @@ import torch  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from vae import VAE, Autoencoder, plots  # noqa: E402
+from vae.plots import codes  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -94,3 +95,94 @@ def test_training_curves_plot_each_split():
     fig = plots.training_curves(history)
     assert [len(ax.lines) for ax in fig.axes] == [2, 2, 2]
     np.testing.assert_array_equal(fig.axes[2].lines[1].get_ydata(), [1.0, 0.5])
+
+
+def test_figures_reject_what_they_cannot_draw():
+    one_d = VAE(64, [16], 1)
+    with pytest.raises(ValueError, match="latent_scatter needs a 2-D latent space, the model has 1"):
+        plots.latent_scatter(one_d, torch.rand(5, 64), torch.zeros(5))
+    with pytest.raises(ValueError, match="manifold needs a 2-D latent space"):
+        plots.manifold(one_d, (8, 8))
+    with pytest.raises(ValueError, match="ncols must be a positive int"):
+        plots.image_grid(torch.rand(4, 64), (8, 8), ncols=0)
+    with pytest.raises(ValueError, match=r"images must be \[N, 64\]"):
+        plots.image_grid(torch.rand(4, 63), (8, 8), ncols=2)
+    with pytest.raises(ValueError, match="image_shape must be"):
+        plots.image_grid(torch.rand(4, 64), (64,), ncols=2)
+    with pytest.raises(ValueError, match="two single inputs"):
+        plots.interpolate(VAE(64, [16], 2), torch.rand(2, 64), torch.rand(2, 64))
+
+
+def small_vae(latent_dim: int = 2) -> VAE:
+    torch.manual_seed(0)
+    return VAE(64, [16], latent_dim, likelihood="categorical").eval()
+
+
+def test_grid_over_codes_spans_the_central_box_top_row_first():
+    z = torch.cartesian_prod(torch.linspace(0, 10, 101), torch.linspace(-1, 1, 21))
+    grid = plots.grid_over_codes(z, n=3, coverage=1.0)
+    assert grid.shape == (9, 2)
+    assert grid[0].tolist() == [0.0, 1.0] and grid[2].tolist() == [10.0, 1.0] and grid[-1].tolist() == [10.0, -1.0]
+    inner = plots.grid_over_codes(z, n=3, coverage=0.5)
+    assert inner[:, 0].min() == pytest.approx(2.5) and inner[:, 0].max() == pytest.approx(7.5)
+
+
+def test_grid_over_codes_refuses_bad_input():
+    with pytest.raises(ValueError, match=r"\[N, 2\]"):
+        plots.grid_over_codes(torch.zeros(5, 3))
+    with pytest.raises(ValueError, match="coverage"):
+        plots.grid_over_codes(torch.zeros(5, 2), coverage=0)
+
+
+def test_decoded_grid_shades_one_patch_per_hole():
+    model = small_vae()
+    grid = plots.grid_over_codes(torch.randn(50, 2), n=4)
+    holes = torch.zeros(16, dtype=torch.bool)
+    holes[[0, 5, 15]] = True
+    ax = plots.decoded_grid(model, grid, (8, 8), holes)
+    assert len(ax.patches) == 3
+    with pytest.raises(ValueError, match="square"):
+        plots.decoded_grid(model, grid[:15], (8, 8))
+
+
+def test_interpolate_starts_and_ends_at_the_two_codes():
+    torch.manual_seed(0)
+    model = Autoencoder(64, [16], 2, likelihood="categorical").eval()
+    x = torch.randint(0, 17, (2, 64))
+    path = plots.interpolate(model, x[0], x[1], steps=5)
+    with torch.no_grad():
+        ends = model.decode(codes(model, x))
+    assert path.shape == (5, 64)
+    torch.testing.assert_close(path[[0, -1]], ends)
+
+
+def test_traversals_draw_one_row_per_dimension_and_check_dims():
+    model = small_vae(latent_dim=4)
+    fig = plots.traversals(model, [0, 3], (8, 8), steps=5)
+    image = fig.axes[0].images[0].get_array()
+    assert image.shape == (2 * 9 - 1, 5 * 9 - 1)
+    with pytest.raises(ValueError, match="dims"):
+        plots.traversals(model, [4], (8, 8))
+
+
+def test_posterior_and_aggregate_figures_need_two_dimensions():
+    model = small_vae()
+    x, y = torch.randint(0, 17, (30, 64)), torch.randint(0, 10, (30,))
+    assert len(plots.posterior_ellipses(model, x, y).axes[0].patches) == 30
+    assert len(plots.aggregate_posterior(model, x, n=21).axes) == 3  # two panels and a colour bar
+    with pytest.raises(ValueError, match="2-D"):
+        plots.aggregate_posterior(small_vae(latent_dim=3), x)
+
+
+def test_image_rows_one_axis_per_row():
+    fig = plots.image_rows({"a": torch.rand(4, 64), "b": torch.rand(3, 64)}, (8, 8))
+    assert len(fig.axes) == 2
+    with pytest.raises(ValueError, match="at least one"):
+        plots.image_rows({}, (8, 8))
+
+
+def test_latent_explorer_has_one_slider_per_dimension():
+    pytest.importorskip("ipywidgets")
+    panel = plots.latent_explorer(small_vae(latent_dim=3), (8, 8), dims=[0, 2])
+    sliders = [w for w in panel.children if w.__class__.__name__ == "FloatSlider"]
+    assert [s.description for s in sliders] == ["z0", "z2"]

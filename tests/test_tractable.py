@@ -141,7 +141,7 @@ def test_grid_elbo_agrees_with_the_monte_carlo_elbo(vae_case):
 def test_grid_evidence_agrees_with_the_importance_weighted_estimate(vae_case):
     model, x, post = vae_case
     torch.manual_seed(3)
-    estimate = log_likelihood_estimate(model, x, k=5000).double()
+    estimate = log_likelihood_estimate(model, x, n_samples=5000).double()
     # the importance-weighted estimate is noisy and biased low, by a few hundredths of a nat here
     assert ((post.log_evidence - estimate).abs() < 0.06).all()
     assert estimate.mean() <= post.log_evidence.mean() + 0.01

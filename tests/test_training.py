@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import vae
-from vae import VAE, Autoencoder, fit, load, save
+from vae import VAE, Autoencoder, evaluate, fit, load, save
 
 
 @pytest.fixture(scope="module")
@@ -184,9 +184,9 @@ def record_elbo_calls(monkeypatch) -> list[tuple[float, int]]:
 
     def logged(model, x, beta=1.0, n_samples=1):
         calls.append((beta, n_samples))
-        return vae.objectives.elbo(model, x, beta, n_samples)
+        return vae.objectives._elbo(model, x, beta, n_samples)
 
-    monkeypatch.setattr(vae.training, "elbo", logged)
+    monkeypatch.setattr(vae.training, "_elbo", logged)
     return calls
 
 
@@ -194,7 +194,8 @@ def test_warmup_ramps_the_kl_weight_linearly_to_beta(digits, monkeypatch):
     calls = record_elbo_calls(monkeypatch)
     x = digits.train.levels[:100]
     history = fit(new_model(), x, epochs=6, warmup=4, beta=2.0, batch_size=100, n_samples=3, progress=False)
-    assert calls == [(0.0, 3), (0.5, 3), (1.0, 3), (1.5, 3), (2.0, 3), (2.0, 3)]
+    assert calls[:-1] == [(0.0, 3), (0.5, 3), (1.0, 3), (1.5, 3), (2.0, 3), (2.0, 3)]
+    assert calls[-1] == (1.0, 1)  # after the last update: is the loss still finite?
     # the history always reports the objective at the final weight, so epochs compare
     for e, r, k in zip(history["train_elbo"], history["train_rec"], history["train_kl"]):
         assert e == pytest.approx(r - 2.0 * k, abs=1e-3)
@@ -237,3 +238,81 @@ def test_lr_patience_halves_the_learning_rate_on_a_plateau(digits):
             assert max(valid[epoch - 3:epoch]) <= max(valid[:epoch - 3])
     with pytest.raises(ValueError, match="lr_patience"):
         fit(new_model(), digits.train.levels[:50], lr_patience=3, progress=False)
+
+
+def test_a_blow_up_on_the_last_step_still_raises(digits):
+    model = new_model()
+    with pytest.raises(FloatingPointError, match=r"epoch 1.*smaller learning rate"):
+        fit(model, digits.train.levels[:32], epochs=1, batch_size=32, lr=1e10, progress=False)
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, message",
+    [
+        (dict(lr=float("inf")), ValueError, "lr must be a finite positive number"),
+        (dict(lr=float("nan")), ValueError, "lr must be a finite positive number"),
+        (dict(beta=float("inf")), ValueError, "beta must be a finite number >= 0"),
+        (dict(weight_decay=-0.1), ValueError, "weight_decay"),
+        (dict(n_samples=0), ValueError, "n_samples"),
+        (dict(seed=-1), ValueError, "seed"),
+        (dict(seed=1.5), TypeError, "seed"),
+        (dict(device="gpu0"), ValueError, "device must name a torch device"),
+    ],
+)
+def test_more_bad_arguments_get_a_clear_error(digits, kwargs, error, message):
+    with pytest.raises(error, match=message):
+        fit(new_model(), digits.train.levels[:50], epochs=1, progress=False, **kwargs)
+
+
+def test_numpy_and_tensor_scalars_are_accepted_as_numbers(digits):
+    import numpy as np
+
+    x = digits.train.levels[:64]
+    history = fit(new_model(), x, epochs=2, lr=np.float32(1e-3), beta=torch.tensor(0.5), progress=False)
+    assert len(history["train_elbo"]) == 2
+    model = new_model()
+    torch.manual_seed(0)
+    expected = evaluate(model, x, beta=1.0)
+    for beta in (np.float64(1.0), torch.tensor(1.0)):
+        torch.manual_seed(0)
+        assert evaluate(model, x, beta=beta) == expected
+    gaussian = VAE(64, [8], 2, likelihood="gaussian", sigma=np.float32(0.5))
+    assert gaussian.lik.log_sigma.exp()[0].item() == pytest.approx(0.5)
+
+
+def test_evaluate_rejects_a_bad_batch_size(digits):
+    with pytest.raises(ValueError, match="batch_size must be a positive int"):
+        evaluate(new_model(), digits.test.levels, batch_size=0)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+def test_asking_for_cuda_without_a_gpu_says_so(tmp_path, digits):
+    path = save(new_model(), tmp_path / "m.pt")
+    with pytest.raises(ValueError, match="no CUDA GPU"):
+        load(path, device="cuda")
+    with pytest.raises(ValueError, match="no CUDA GPU"):
+        fit(new_model(), digits.train.levels[:50], epochs=1, progress=False, device="cuda")
+
+
+def test_load_names_what_is_wrong_with_the_file(tmp_path):
+    good = torch.load(save(new_model(), tmp_path / "m.pt"), weights_only=True)
+
+    def written(payload, name):
+        torch.save(payload, tmp_path / name)
+        return tmp_path / name
+
+    with pytest.raises(ValueError, match="lacks the class, config and weights"):
+        load(written({"class": "VAE", "state_dict": good["state_dict"]}, "no-config.pt"))
+    with pytest.raises(ValueError, match=r"incomplete config: \['latent_dim'\]"):
+        config = {k: v for k, v in good["config"].items() if k != "latent_dim"}
+        load(written({**good, "config": config}, "partial.pt"))
+    with pytest.raises(ValueError, match="invalid config"):
+        load(written({**good, "config": {**good["config"], "likelihood": "poisson"}}, "bad-config.pt"))
+    with pytest.raises(ValueError, match="weights do not fit"):
+        load(written({**good, "config": {**good["config"], "latent_dim": 3}}, "mismatch.pt"))
+    with pytest.raises(ValueError, match="weights do not fit"):
+        state = dict(good["state_dict"])
+        state.pop("to_mean.bias")
+        load(written({**good, "state_dict": state}, "missing-weights.pt"))
+    with pytest.raises(ValueError, match="rebuilds only"):
+        load(written({**good, "class": "GAN"}, "gan.pt"))

@@ -1,11 +1,18 @@
 """vae: the small library behind the book *Variational Autoencoders, Step by Step*.
 
 Modules: ``models`` (Autoencoder, VAE), ``objectives`` (KL, ELBO, IWAE, refined posteriors, bits/dim),
-``training`` (fit, save, load), ``data`` (digits, toys, MNIST), ``plots``; for single
-chapters: ``em`` (EM for a Gaussian mixture), ``tractable`` (a model with an exact log p(x)),
-``symbolic`` (the Gaussian KL derived with sympy), ``estimators`` (pathwise vs score-function
-gradients), ``diagnostics`` (active units, holes), ``explore`` (latent-space figures and explorer),
-``classroom`` (release and grade the assignments).
+``training`` (fit, save, load), ``data`` (digits, toys, MNIST), ``plots`` (every figure and the
+latent-space explorer); for single chapters: ``em`` (EM for a Gaussian mixture), ``tractable`` (a
+model with an exact log p(x)), ``symbolic`` (the Gaussian KL derived with sympy), ``estimators``
+(pathwise vs score-function gradients), ``diagnostics`` (active units, holes); ``classroom``
+(release and grade the assignments).
+
+Devices: a model lives on one device: the CPU where it is built, or where ``fit`` puts it (CUDA
+when available, unless ``device=`` says otherwise). Every public function takes tensors on any
+device and moves them to the model's device in one place (``model.check`` for data,
+``model.on_device`` for codes); tensor results stay there, so call ``.cpu()`` before numpy.
+Summaries (``evaluate``, ``marginal_kl``, ``active_units``) come back as Python numbers and every
+figure brings its data to the CPU itself. A CUDA GPU is used when present and never required.
 """
 
 from vae.data import load_digits, load_mnist

@@ -1,7 +1,12 @@
-"""Input validation: bad input gets a clear error here, not deep inside torch."""
+"""Input validation: bad input gets a clear error here, not deep inside torch.
+
+The public entry points (``fit``, ``evaluate``, ``elbo``, ``encode``, …) call these once; the
+training loop does not repeat them batch by batch.
+"""
 
 from __future__ import annotations
 
+import math
 import numbers
 
 import numpy as np
@@ -9,9 +14,18 @@ import torch
 from torch import Tensor
 
 
+def _real(name: str, value: object, expected: str) -> float:
+    """``value`` as a float if it is a real number: a Python or numpy scalar, or a 0-d tensor."""
+    if isinstance(value, (Tensor, np.ndarray)) and value.ndim == 0:
+        value = value.item()
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be {expected}, got {value!r} ({type(value).__name__})")
+    return float(value)
+
+
 def check_positive_int(name: str, value: object) -> int:
     """Return ``value`` if it is an int > 0, else raise with a message naming ``name``."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be a positive int, got {value!r} ({type(value).__name__})")
     if value <= 0:
         raise ValueError(f"{name} must be a positive int, got {value}")
@@ -19,12 +33,19 @@ def check_positive_int(name: str, value: object) -> int:
 
 
 def check_positive(name: str, value: object) -> float:
-    """Return ``value`` as a float if it is a real number > 0."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a positive number, got {value!r} ({type(value).__name__})")
-    if not value > 0:
-        raise ValueError(f"{name} must be a positive number, got {value}")
-    return float(value)
+    """Return ``value`` as a float if it is a finite real number > 0."""
+    number = _real(name, value, "a positive number")
+    if not (number > 0 and math.isfinite(number)):
+        raise ValueError(f"{name} must be a finite positive number, got {value!r}")
+    return number
+
+
+def check_nonnegative(name: str, value: object) -> float:
+    """Return ``value`` as a float if it is a finite real number >= 0."""
+    number = _real(name, value, "a number >= 0")
+    if not (number >= 0 and math.isfinite(number)):
+        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+    return number
 
 
 def check_data(x: object, width: int, likelihood: str = "gaussian", n_levels: int = 17) -> Tensor:
@@ -33,7 +54,9 @@ def check_data(x: object, width: int, likelihood: str = "gaussian", n_levels: in
     Raises ``TypeError`` for anything that is not a tensor or array of numbers,
     ``ValueError`` for the wrong shape, no rows, NaN or inf, and values outside
     what the likelihood can score ([0, 1] for "bernoulli", integer levels
-    ``0 .. n_levels - 1`` for "categorical").
+    ``0 .. n_levels - 1`` for "categorical"). Integer data for a "bernoulli" or
+    "gaussian" likelihood comes back as float32, which is what those score.
+    The tensor stays on its device; the model moves it.
     """
     if isinstance(x, np.ndarray):
         if not np.issubdtype(x.dtype, np.number):
@@ -49,6 +72,8 @@ def check_data(x: object, width: int, likelihood: str = "gaussian", n_levels: in
         raise ValueError(f"data is empty: shape {list(x.shape)}; need at least one example")
     if x.is_floating_point() and not torch.isfinite(x).all():
         raise ValueError("data contains NaN or inf; clean or impute it first")
+    if likelihood != "categorical" and not x.is_floating_point():
+        x = x.float()
     if likelihood not in ("bernoulli", "categorical"):
         return x
     lo, hi = (v.item() for v in torch.aminmax(x))
@@ -62,3 +87,11 @@ def check_data(x: object, width: int, likelihood: str = "gaussian", n_levels: in
                 f"got values in [{lo:g}, {hi:g}]" + (" that are not all integers" if fractional else "")
             )
     return x
+
+
+def check_tensor(name: str, value: object) -> Tensor:
+    """Return ``value`` if it is a floating-point tensor, else raise a ``TypeError`` naming ``name``."""
+    if not isinstance(value, Tensor) or not value.is_floating_point():
+        kind = f"a tensor of dtype {value.dtype}" if isinstance(value, Tensor) else type(value).__name__
+        raise TypeError(f"{name} must be a floating-point torch.Tensor, got {kind}")
+    return value

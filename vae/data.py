@@ -189,6 +189,8 @@ def load_mnist(
     read the cache. With ``download=False``, or offline, a missing file raises
     an error naming the folder to fill. ``levels`` keeps the raw 0..255 values.
     """
+    if isinstance(n_valid, bool) or not isinstance(n_valid, int) or n_valid < 0:
+        raise ValueError(f"n_valid must be an int >= 0 (images held out of the 60000 for validation), got {n_valid!r}")
     folder = Path(cache_dir) if cache_dir is not None else mnist_cache_dir()
     folder.mkdir(parents=True, exist_ok=True)
     paths = {}
@@ -204,7 +206,7 @@ def load_mnist(
     images = [read_idx(paths[f"{p}-images-idx3-ubyte.gz"]).reshape(-1, 784) for p in ("train", "t10k")]
     labels = [read_idx(paths[f"{p}-labels-idx1-ubyte.gz"]) for p in ("train", "t10k")]
     n_train = len(images[0]) - n_valid
-    if not 0 < n_train:
+    if n_train <= 0:
         raise ValueError(f"n_valid={n_valid} leaves no training images out of {len(images[0])}")
     train = _split(images[0][:n_train], labels[0][:n_train], 256)
     valid = _split(images[0][n_train:], labels[0][n_train:], 256)

@@ -2,7 +2,8 @@
 
 Shapes: ``N`` examples, ``L`` latent dimensions, ``M`` query points. ``mean`` and
 ``logvar`` are the encoder's outputs for N inputs, each [N, L]. KLs are in nats
-per example.
+per example. Tensors may sit on any device: query points are moved to where
+``mean`` (or ``codes``) lives, and results come back there.
 """
 
 from __future__ import annotations
@@ -11,10 +12,10 @@ import math
 
 import torch
 from torch import Tensor
-from torch.distributions import Independent, Normal
+from torch.distributions import Normal
 
 from vae.checks import check_positive, check_positive_int
-from vae.models import VAE
+from vae.models import VAE, diagonal_gaussian
 from vae.objectives import elbo, gaussian_kl
 
 
@@ -32,7 +33,7 @@ def kl_per_dimension(mean: Tensor, logvar: Tensor) -> Tensor:
     the KL of a diagonal Gaussian is a sum over dimensions.
     """
     _check_pair(mean, logvar)
-    return gaussian_kl(mean.unsqueeze(-1), logvar.unsqueeze(-1)).mean(0)
+    return gaussian_kl(mean.unsqueeze(-1), logvar.to(mean.device).unsqueeze(-1)).mean(0)
 
 
 def activity(mean: Tensor) -> Tensor:
@@ -62,7 +63,8 @@ def aggregate_log_density(mean: Tensor, logvar: Tensor, z: Tensor, batch_size: i
     if z.dim() != 2 or z.shape[1] != mean.shape[1]:
         raise ValueError(f"z must be [M, {mean.shape[1]}], got {list(z.shape)}")
     check_positive_int("batch_size", batch_size)
-    components = Independent(Normal(mean, (0.5 * logvar).exp()), 1)
+    z = z.to(mean.device)
+    components = diagonal_gaussian(mean, logvar)
     parts = [torch.logsumexp(components.log_prob(zb.unsqueeze(1)), dim=1) for zb in z.split(batch_size)]
     return torch.cat(parts) - math.log(len(mean))
 
@@ -77,9 +79,10 @@ def marginal_kl(mean: Tensor, logvar: Tensor, n_samples: int = 10_000, seed: int
     """
     _check_pair(mean, logvar)
     check_positive_int("n_samples", n_samples)
-    generator = torch.Generator().manual_seed(seed)
-    pick = torch.randint(len(mean), (n_samples,), generator=generator)
-    eps = torch.randn(n_samples, mean.shape[1], generator=generator, dtype=mean.dtype)
+    logvar = logvar.to(mean.device)
+    generator = torch.Generator().manual_seed(seed)  # on the CPU, so a seed gives the same codes on any device
+    pick = torch.randint(len(mean), (n_samples,), generator=generator).to(mean.device)
+    eps = torch.randn(n_samples, mean.shape[1], generator=generator, dtype=mean.dtype).to(mean.device)
     z = mean[pick] + (0.5 * logvar[pick]).exp() * eps
     log_prior = Normal(0.0, 1.0).log_prob(z).sum(-1)
     return (aggregate_log_density(mean, logvar, z) - log_prior).mean().item()
@@ -96,5 +99,6 @@ def in_holes(points: Tensor, codes: Tensor, factor: float = 3.0) -> Tensor:
     check_positive("factor", factor)
     if codes.dim() != 2 or len(codes) < 2 or points.dim() != 2 or points.shape[1] != codes.shape[1]:
         raise ValueError(f"need points [M, L] and codes [N, L] with N >= 2; got {list(points.shape)}, {list(codes.shape)}")
+    points = points.to(codes.device)
     spacing = torch.cdist(codes, codes).fill_diagonal_(math.inf).min(1).values.median()
     return torch.cdist(points, codes).min(1).values > factor * spacing

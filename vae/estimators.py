@@ -8,7 +8,8 @@
 Both are unbiased; they differ in variance. Each function returns one
 gradient estimate per sample (shape [S, L]), so the mean and variance over the
 S samples can be compared directly. Gradients are taken with respect to
-``mean`` and ``log_std`` (the log standard deviation), both [L].
+``mean`` and ``log_std`` (the log standard deviation), both [L]; they are computed
+on ``mean``'s device (``f`` must accept z there) and returned there.
 """
 
 from __future__ import annotations
@@ -39,19 +40,20 @@ def _per_sample_parameters(mean: Tensor, log_std: Tensor, n_samples: int) -> tup
         raise ValueError(
             f"mean and log_std must be vectors of the same length, got {list(mean.shape)} and {list(log_std.shape)}"
         )
-    copies = [p.detach().expand(n_samples, -1).clone().requires_grad_() for p in (mean, log_std)]
+    copies = [p.detach().to(mean.device).expand(n_samples, -1).clone().requires_grad_() for p in (mean, log_std)]
     return copies[0], copies[1]
 
 
-def _noise(shape: tuple[int, ...], dtype: torch.dtype, seed: int | None) -> Tensor:
+def _noise(like: Tensor, seed: int | None) -> Tensor:
+    """Standard normal noise shaped like ``like``, drawn on the CPU (so a seed means the same draws on any device)."""
     generator = torch.Generator().manual_seed(seed) if seed is not None else None
-    return torch.randn(shape, dtype=dtype, generator=generator)
+    return torch.randn(like.shape, dtype=like.dtype, generator=generator).to(like.device)
 
 
 def pathwise(f: Objective, mean: Tensor, log_std: Tensor, n_samples: int, seed: int | None = None) -> Gradients:
     """Reparameterised estimates ∇_{mean, log_std} f(mean + exp(log_std) · eps), one per eps, [S, L] each."""
     means, log_stds = _per_sample_parameters(mean, log_std, n_samples)
-    eps = _noise(tuple(means.shape), means.dtype, seed)
+    eps = _noise(means, seed)
     values = f(means + log_stds.exp() * eps)
     return Gradients(*torch.autograd.grad(values.sum(), (means, log_stds)))
 
@@ -65,7 +67,7 @@ def score_function(
     With the same ``seed`` the samples z are those :func:`pathwise` uses.
     """
     means, log_stds = _per_sample_parameters(mean, log_std, n_samples)
-    eps = _noise(tuple(means.shape), means.dtype, seed)
+    eps = _noise(means, seed)
     with torch.no_grad():
         zs = means + log_stds.exp() * eps
         weights = f(zs) - baseline

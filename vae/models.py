@@ -3,6 +3,11 @@
 Shapes used throughout: ``B`` examples in a batch, ``D`` input dimensions
 (pixels), ``L`` latent dimensions, ``S`` samples of ``z`` per input.
 
+Devices: a model lives on one device (``model.to("cuda")``, or where :func:`vae.fit` put it).
+Every method takes tensors on any device and moves them to the model's device in one
+place, :meth:`_Model.check` for data and :meth:`_Model.on_device` for codes, and returns
+tensors there; call ``.cpu()`` on a result before handing it to numpy.
+
 Both models take inputs in the units of their likelihood:
 
 * ``"bernoulli"`` and ``"gaussian"``: floats, e.g. pixel intensities in [0, 1];
@@ -18,9 +23,10 @@ import torch
 from torch import Tensor, nn
 from torch.distributions import Bernoulli, Categorical, Distribution, Independent, Normal
 
-from vae.checks import check_data, check_positive_int
+from vae.checks import check_data, check_positive, check_positive_int, check_tensor
 
 LIKELIHOODS = ("bernoulli", "gaussian", "categorical")
+SIGMA_RANGE = (1e-4, 1e4)  # a Gaussian pixel scale float32 can score without over- or underflow
 
 
 def mlp(sizes: list[int], final_activation: bool = False, dropout: float = 0.0) -> nn.Sequential:
@@ -57,8 +63,13 @@ class Likelihood(nn.Module):
             check_positive_int("n_levels", n_levels)
             if n_levels < 2:
                 raise ValueError(f"n_levels must be at least 2, got {n_levels}")
-        if name == "gaussian" and not (isinstance(sigma, (int, float)) and sigma > 0):
-            raise ValueError(f"sigma must be a positive number, got {sigma!r}")
+        if name == "gaussian":
+            sigma = check_positive("sigma", sigma)
+            if not SIGMA_RANGE[0] <= sigma <= SIGMA_RANGE[1]:
+                raise ValueError(
+                    f"sigma must lie in [{SIGMA_RANGE[0]:g}, {SIGMA_RANGE[1]:g}] (float32 cannot score "
+                    f"pixels with a scale outside it), got {sigma:g}"
+                )
         self.name = name
         self.input_dim = input_dim
         self.n_levels = n_levels
@@ -105,6 +116,11 @@ class Likelihood(nn.Module):
         return x / (self.n_levels - 1) if self.name == "categorical" else x
 
 
+def diagonal_gaussian(mean: Tensor, logvar: Tensor) -> Distribution:
+    """N(mean, diag(exp(logvar))) with event shape [L]: the form of every q(z|x) in the book."""
+    return Independent(Normal(mean, (0.5 * logvar).exp(), validate_args=False), 1)
+
+
 def _check_hidden(hidden_dims: list[int]) -> None:
     if not isinstance(hidden_dims, (list, tuple)):
         raise TypeError(f"hidden_dims must be a list of positive ints, got {hidden_dims!r}")
@@ -134,6 +150,7 @@ class _Model(nn.Module):
         check_positive_int("latent_dim", latent_dim)
         if not (isinstance(dropout, (int, float)) and 0 <= dropout < 1):
             raise ValueError(f"dropout must be a probability in [0, 1), got {dropout!r}")
+        self.lik = Likelihood(likelihood, input_dim, n_levels, sigma, learn_sigma)  # validates sigma
         self.config = dict(
             input_dim=input_dim,
             hidden_dims=list(hidden_dims),
@@ -146,25 +163,29 @@ class _Model(nn.Module):
         )
         self.input_dim = input_dim
         self.latent_dim = latent_dim
-        self.lik = Likelihood(likelihood, input_dim, n_levels, sigma, learn_sigma)
         out_dim = input_dim * self.lik.params_per_pixel
         self.decoder = mlp([latent_dim, *reversed(hidden_dims), out_dim], dropout=dropout)
 
     @property
     def device(self) -> torch.device:
+        """Where the model's weights live; every method moves its inputs here."""
         return next(self.parameters()).device
 
     def check(self, x: Tensor) -> Tensor:
-        """Validate a batch ``x`` [B, D] and return it on the model's device."""
+        """Validate a batch ``x`` [B, D] (:func:`vae.checks.check_data`) and return it on the model's device."""
         return check_data(x, self.input_dim, self.lik.name, self.lik.n_levels).to(self.device)
+
+    def on_device(self, t: Tensor, name: str = "z") -> Tensor:
+        """A floating-point tensor ``t`` (codes, posterior parameters) moved to the model's device."""
+        return check_tensor(name, t).to(self.device)
 
     def likelihood(self, z: Tensor) -> Distribution:
         """p(x|z) for codes ``z`` [..., L]; event shape [D]."""
-        return self.lik.distribution(self.decoder(z))
+        return self.lik.distribution(self.decoder(self.on_device(z)))
 
     def decode(self, z: Tensor) -> Tensor:
         """The mean image of p(x|z), shape [..., D], in input units."""
-        return self.lik.mean(self.decoder(z))
+        return self.lik.mean(self.decoder(self.on_device(z)))
 
 
 class Autoencoder(_Model):
@@ -191,7 +212,11 @@ class Autoencoder(_Model):
 
     def encode(self, x: Tensor) -> Tensor:
         """The code of each input, shape [B, L]."""
-        return self.encoder(self.lik.scale_input(self.check(x)))
+        return self._encode(self.check(x))
+
+    def _encode(self, x: Tensor) -> Tensor:
+        """:meth:`encode` for a batch that :meth:`check` has already validated."""
+        return self.encoder(self.lik.scale_input(x))
 
     def forward(self, x: Tensor) -> dict[str, Tensor]:
         """Returns ``imgs`` [B, D] (reconstructions) and ``z`` [B, L] (codes)."""
@@ -231,27 +256,33 @@ class VAE(_Model):
 
     def encode(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """Parameters of q(z|x): ``mean`` and ``logvar``, each [B, L]."""
-        h = self.encoder(self.lik.scale_input(self.check(x)))
+        return self._encode(self.check(x))
+
+    def _encode(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """:meth:`encode` for a batch that :meth:`check` has already validated."""
+        h = self.encoder(self.lik.scale_input(x))
         return self.to_mean(h), self.to_logvar(h)
 
     def posterior(self, x: Tensor) -> Distribution:
         """q(z|x) as a distribution with batch shape [B] and event shape [L]."""
-        mean, logvar = self.encode(x)
-        return Independent(Normal(mean, (0.5 * logvar).exp(), validate_args=False), 1)
+        return diagonal_gaussian(*self.encode(x))
 
     def prior(self) -> Distribution:
         """p(z) = N(0, I) with event shape [L]."""
         zeros = torch.zeros(self.latent_dim, device=self.device)
-        return Independent(Normal(zeros, torch.ones_like(zeros)), 1)
+        return diagonal_gaussian(zeros, zeros)
 
     def reparameterize(self, mean: Tensor, logvar: Tensor, n_samples_per_z: int = 1) -> Tensor:
         """Draw z = mean + exp(logvar / 2) * eps with eps ~ N(0, I).
 
         Gradients flow to ``mean`` and ``logvar`` through this deterministic
         map; the randomness lives in ``eps`` alone. Returns [B, L] when
-        ``n_samples_per_z`` is 1, else [B, S, L].
+        ``n_samples_per_z`` is 1, else [B, S, L]. (The rest of the library calls
+        the number of draws ``n_samples``; this method and :meth:`forward` keep
+        ``n_samples_per_z``, the name of the classroom interface they implement.)
         """
         check_positive_int("n_samples_per_z", n_samples_per_z)
+        mean, logvar = self.on_device(mean, "mean"), self.on_device(logvar, "logvar")
         if n_samples_per_z > 1:
             mean, logvar = mean.unsqueeze(-2), logvar.unsqueeze(-2)
             shape = (*mean.shape[:-2], n_samples_per_z, mean.shape[-1])
@@ -261,7 +292,7 @@ class VAE(_Model):
         return mean + (0.5 * logvar).exp() * eps
 
     def forward(self, x: Tensor, n_samples_per_z: int = 1) -> dict[str, Tensor]:
-        """Encode, sample and decode a batch ``x`` [B, D].
+        """Encode, sample and decode a batch ``x`` [B, D] (the classroom interface).
 
         Returns a dict with
         ``imgs`` [B, D]: the decoder's mean image, averaged over the S samples;

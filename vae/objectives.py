@@ -1,7 +1,8 @@
 """The quantities a VAE is trained and judged by, all in nats per example.
 
 Every function returns one number per example (shape [B]) unless it says
-otherwise; average over the batch yourself. Larger is better for
+otherwise; average over the batch yourself. Inputs may sit on any device: the
+model moves them to its own, and results are returned there. Larger is better for
 log-likelihoods, the ELBO and the IWAE bound; the KL is >= 0.
 """
 
@@ -13,8 +14,8 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from vae.checks import check_positive, check_positive_int
-from vae.models import VAE, Autoencoder
+from vae.checks import check_nonnegative, check_positive, check_positive_int
+from vae.models import VAE, Autoencoder, diagonal_gaussian
 
 
 def gaussian_kl(mean: Tensor, logvar: Tensor) -> Tensor:
@@ -54,7 +55,11 @@ def reconstruction_log_likelihood(model: VAE | Autoencoder, x: Tensor, z: Tensor
     ``x`` is [B, D]; ``z`` is [B, L] (one code per input) or [B, S, L]
     (S codes per input), giving [B] or [B, S].
     """
-    x = model.check(x)
+    return _log_likelihood(model, model.check(x), z)
+
+
+def _log_likelihood(model: VAE | Autoencoder, x: Tensor, z: Tensor) -> Tensor:
+    """:func:`reconstruction_log_likelihood` for a batch that ``model.check`` has already validated."""
     if z.dim() == 3:
         x = x.unsqueeze(1)
     return model.likelihood(z).log_prob(x)
@@ -76,24 +81,37 @@ def elbo(
     For an :class:`Autoencoder` the KL term is 0 and the result is
     log p(x | z = encode(x)), not a bound on anything.
     """
-    check_positive_int("n_samples", n_samples)
-    if not (isinstance(beta, (int, float)) and beta >= 0 and math.isfinite(beta)):
-        raise ValueError(f"beta must be a finite number >= 0, got {beta!r}")
-    if isinstance(model, Autoencoder):
-        rec = reconstruction_log_likelihood(model, x, model.encode(x))
-        return ELBO(rec, rec, torch.zeros_like(rec))
-    if posterior is None:
-        mean, logvar = model.encode(x)
-    else:
-        mean, logvar = posterior
+    n_samples = check_positive_int("n_samples", n_samples)
+    beta = check_nonnegative("beta", beta)
+    x = model.check(x)
+    if posterior is not None:
+        if isinstance(model, Autoencoder):
+            raise TypeError("an Autoencoder has no posterior to replace; pass posterior only with a VAE")
+        mean, logvar = (model.on_device(t, name) for t, name in zip(posterior, ("posterior mean", "posterior logvar")))
         expected = [len(x), model.latent_dim]
         if list(mean.shape) != expected or list(logvar.shape) != expected:
             raise ValueError(
                 f"posterior must be (mean, logvar), each of shape {expected}, "
                 f"got {list(mean.shape)} and {list(logvar.shape)}"
             )
+        posterior = (mean, logvar)
+    return _elbo(model, x, beta, n_samples, posterior)
+
+
+def _elbo(
+    model: VAE | Autoencoder,
+    x: Tensor,
+    beta: float = 1.0,
+    n_samples: int = 1,
+    posterior: tuple[Tensor, Tensor] | None = None,
+) -> ELBO:
+    """:func:`elbo` with its arguments already validated and on the model's device: the training loop's path."""
+    if isinstance(model, Autoencoder):
+        rec = _log_likelihood(model, x, model._encode(x))
+        return ELBO(rec, rec, torch.zeros_like(rec))
+    mean, logvar = model._encode(x) if posterior is None else posterior
     z = model.reparameterize(mean, logvar, n_samples)
-    rec = reconstruction_log_likelihood(model, x, z)
+    rec = _log_likelihood(model, x, z)
     if n_samples > 1:
         rec = rec.mean(1)
     kl = gaussian_kl(mean, logvar)
@@ -113,48 +131,55 @@ def refine_posterior(
     and their gradients are left untouched. Returns ``mean``, ``logvar``, each [B, L].
     """
     check_positive_int("steps", steps)
-    check_positive("lr", lr)
+    lr = check_positive("lr", lr)
+    n_samples = check_positive_int("n_samples", n_samples)
     x = model.check(x)
     was_training = model.training
     model.eval()
     with torch.no_grad():
-        mean, logvar = model.encode(x)
+        mean, logvar = model._encode(x)
     mean.requires_grad_()
     logvar.requires_grad_()
     optimizer = torch.optim.Adam([mean, logvar], lr=lr)
     for _ in range(steps):
         # Each example's ELBO depends on its own row only, so one sum serves them all.
-        loss = -elbo(model, x, n_samples=n_samples, posterior=(mean, logvar)).elbo.sum()
+        loss = -_elbo(model, x, 1.0, n_samples, (mean, logvar)).elbo.sum()
         mean.grad, logvar.grad = torch.autograd.grad(loss, (mean, logvar))
         optimizer.step()
     model.train(was_training)
     return mean.detach(), logvar.detach()
 
 
-def iwae_bound(model: VAE, x: Tensor, k: int = 50) -> Tensor:
-    """The importance-weighted bound log (1/k) Σ_i p(x, z_i) / q(z_i|x), z_i ~ q(z|x).
+def iwae_bound(model: VAE, x: Tensor, n_samples: int = 50) -> Tensor:
+    """The importance-weighted bound log (1/k) Σ_i p(x, z_i) / q(z_i|x), z_i ~ q(z|x), with k = ``n_samples``.
 
     Burda et al. (2016): equals the ELBO in expectation for k = 1, never
     decreases with k in expectation, and tends to log p(x) as k grows. [B].
     """
-    check_positive_int("k", k)
-    x = model.check(x)
-    q = model.posterior(x)
-    z = q.rsample((k,))  # [k, B, L]
+    n_samples = check_positive_int("n_samples", n_samples)
+    return _iwae_bound(model, model.check(x), n_samples)
+
+
+def _iwae_bound(model: VAE, x: Tensor, n_samples: int) -> Tensor:
+    """:func:`iwae_bound` for a batch that ``model.check`` has already validated."""
+    mean, logvar = model._encode(x)
+    q = diagonal_gaussian(mean, logvar)
+    z = q.rsample((n_samples,))  # [k, B, L]
     log_w = model.likelihood(z).log_prob(x) + model.prior().log_prob(z) - q.log_prob(z)
-    return torch.logsumexp(log_w, dim=0) - math.log(k)
+    return torch.logsumexp(log_w, dim=0) - math.log(n_samples)
 
 
 @torch.inference_mode()
-def log_likelihood_estimate(model: VAE, x: Tensor, k: int = 1000, batch_size: int = 64) -> Tensor:
-    """Estimate log p(x) per example with the IWAE bound for large ``k``.
+def log_likelihood_estimate(model: VAE, x: Tensor, n_samples: int = 1000, batch_size: int = 64) -> Tensor:
+    """Estimate log p(x) per example with the IWAE bound for a large number ``n_samples`` of draws.
 
     Processes ``batch_size`` inputs at a time so memory stays at about
-    k · batch_size decoder outputs. Still a (tight) lower bound in expectation. [N].
+    n_samples · batch_size decoder outputs. Still a (tight) lower bound in expectation. [N].
     """
-    check_positive_int("batch_size", batch_size)
+    n_samples = check_positive_int("n_samples", n_samples)
+    batch_size = check_positive_int("batch_size", batch_size)
     x = model.check(x)
-    return torch.cat([iwae_bound(model, xb, k) for xb in x.split(batch_size)])
+    return torch.cat([_iwae_bound(model, xb, n_samples) for xb in x.split(batch_size)])
 
 
 def bits_per_dim(nats: Tensor | float, n_dims: int) -> Tensor | float:

@@ -1,4 +1,10 @@
-"""Figures for the book. Each function draws and returns its Figure; none calls ``plt.show()``."""
+"""Figures for the book, and an interactive latent-space explorer.
+
+Each function draws and returns its Figure (or Axes, or widget) and never calls
+``plt.show()``. ``image_shape`` is (height, width). Tensors may sit on any
+device: codes are moved to the model's device to be decoded, and everything is
+brought back to the CPU before matplotlib sees it.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +12,12 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 from matplotlib.figure import Figure
+from matplotlib.patches import Ellipse, Rectangle
 from sklearn.decomposition import PCA
 from torch import Tensor
 
-from vae.checks import check_positive_int
+from vae.checks import check_positive, check_positive_int
+from vae.diagnostics import aggregate_log_density
 from vae.models import VAE, Autoencoder
 
 
@@ -25,7 +33,15 @@ def image_grid(
     vmax: float | None = None,
 ) -> plt.Axes:
     """Tile images [N, H*W] into rows of ``ncols`` and show them in grey on ``ax``."""
-    images = _numpy(images).reshape(-1, *image_shape)
+    check_positive_int("ncols", ncols)
+    _check_image_shape(image_shape)
+    images = _numpy(images)
+    if images.ndim != 2 or images.shape[1] != image_shape[0] * image_shape[1] or len(images) == 0:
+        raise ValueError(
+            f"images must be [N, {image_shape[0] * image_shape[1]}] (N >= 1 images of {image_shape[0]}x{image_shape[1]} "
+            f"pixels), got {list(images.shape)}"
+        )
+    images = images.reshape(-1, *image_shape)
     n, (h, w) = len(images), image_shape
     nrows = -(-n // ncols)
     canvas = np.full((nrows * (h + 1) - 1, ncols * (w + 1) - 1), np.nan)
@@ -38,6 +54,19 @@ def image_grid(
     ax.imshow(canvas, cmap=cmap, vmin=0, vmax=vmax if vmax is not None else np.nanmax(canvas))
     ax.set_axis_off()
     return ax
+
+
+def _check_image_shape(image_shape: tuple[int, int]) -> None:
+    if not (isinstance(image_shape, (tuple, list)) and len(image_shape) == 2):
+        raise ValueError(f"image_shape must be (height, width), got {image_shape!r}")
+    for side in image_shape:
+        check_positive_int("each side of image_shape", side)
+
+
+def _check_latent(model: VAE | Autoencoder, dims: int, what: str) -> None:
+    if model.latent_dim < dims:
+        need = "a 2-D latent space" if dims == 2 else f"at least {dims} latent dimensions"
+        raise ValueError(f"{what} needs {need}, the model has {model.latent_dim}")
 
 
 def vmax(model: VAE | Autoencoder) -> float:
@@ -54,6 +83,7 @@ def codes(model: VAE | Autoencoder, x: Tensor) -> Tensor:
 
 def latent_scatter(model: VAE | Autoencoder, x: Tensor, labels: Tensor, ax: plt.Axes | None = None) -> Figure:
     """Scatter the codes of ``x`` coloured by label; latents above 2-D are projected by PCA."""
+    _check_latent(model, 2, "latent_scatter")
     z = _numpy(codes(model, x))
     title = "latent space"
     if z.shape[1] > 2:
@@ -124,13 +154,9 @@ def prior_samples(model: VAE, image_shape: tuple[int, int], n: int = 40, ncols: 
 def interpolation(
     model: VAE | Autoencoder, x_a: Tensor, x_b: Tensor, image_shape: tuple[int, int], steps: int = 10
 ) -> Figure:
-    """Decode evenly spaced points on the straight line between the codes of ``x_a`` and ``x_b`` [D]."""
-    check_positive_int("steps", steps)
-    z = codes(model, torch.stack([x_a, x_b]))
-    t = torch.linspace(0, 1, steps, device=z.device).unsqueeze(1)
-    path = (1 - t) * z[0] + t * z[1]
+    """Draw :func:`interpolate`: the decoded straight line between the codes of ``x_a`` and ``x_b`` [D]."""
     fig, ax = plt.subplots(figsize=(steps * 0.6, 0.9))
-    image_grid(model.decode(path), image_shape, steps, ax, vmax(model))
+    image_grid(interpolate(model, x_a, x_b, steps), image_shape, steps, ax, vmax(model))
     ax.set_title("interpolation in latent space", fontsize=9)
     return fig
 
@@ -147,3 +173,176 @@ def training_curves(history: dict[str, list[float]]) -> Figure:
         ax.legend()
     fig.tight_layout()
     return fig
+
+
+def grid_over_codes(z: Tensor, n: int = 15, coverage: float = 0.98) -> Tensor:
+    """An n-by-n grid of 2-D points [n*n, 2] over the box holding ``coverage`` of the codes ``z`` [N, 2] on each axis.
+
+    Rows run from top (largest z_2) to bottom, as :func:`vae.plots.image_grid` draws them.
+    """
+    check_positive_int("n", n)
+    if z.dim() != 2 or z.shape[1] != 2:
+        raise ValueError(f"codes must be [N, 2], got {list(z.shape)}")
+    z = z.detach().cpu()
+    if not 0 < coverage <= 1:
+        raise ValueError(f"coverage must be in (0, 1], got {coverage}")
+    tail = (1 - coverage) / 2
+    lo, hi = torch.quantile(z, tail, dim=0), torch.quantile(z, 1 - tail, dim=0)
+    z1, z2 = torch.meshgrid(torch.linspace(lo[0], hi[0], n), torch.linspace(hi[1], lo[1], n), indexing="xy")
+    return torch.stack([z1.flatten(), z2.flatten()], dim=1)
+
+
+@torch.no_grad()
+def decoded_grid(
+    model: VAE | Autoencoder,
+    grid: Tensor,
+    image_shape: tuple[int, int],
+    holes: Tensor | None = None,
+    ax: plt.Axes | None = None,
+) -> plt.Axes:
+    """Decode a square grid of codes [n*n, 2]; shade in red the cells where ``holes`` [n*n] (bool) is true."""
+    n = int(round(len(grid) ** 0.5))
+    if n * n != len(grid):
+        raise ValueError(f"grid must hold a square number of points, got {len(grid)}")
+    ax = image_grid(model.decode(grid), image_shape, n, ax, vmax(model))
+    if holes is not None:
+        h, w = image_shape
+        for i in torch.nonzero(holes).flatten().tolist():
+            r, c = divmod(i, n)
+            ax.add_patch(Rectangle((c * (w + 1) - 0.5, r * (h + 1) - 0.5), w, h, color="tab:red", alpha=0.3, lw=0))
+    return ax
+
+
+@torch.no_grad()
+def posterior_ellipses(
+    model: VAE, x: Tensor, labels: Tensor, n_sigma: float = 2.0, ax: plt.Axes | None = None
+) -> Figure:
+    """Each input's q(z|x) in a 2-D latent space: an ellipse of mean ± ``n_sigma`` standard deviations."""
+    if model.latent_dim != 2:
+        raise ValueError(f"posterior_ellipses needs a 2-D latent space, the model has {model.latent_dim}")
+    check_positive("n_sigma", n_sigma)
+    mean, logvar = (t.cpu().numpy() for t in model.encode(x))
+    std = np.exp(0.5 * logvar)
+    if ax is None:
+        _, ax = plt.subplots(figsize=(5.5, 5))
+    colours = plt.get_cmap("tab10")(_numpy(labels) % 10)
+    for m, s, c in zip(mean, std, colours):
+        ax.add_patch(Ellipse(m, 2 * n_sigma * s[0], 2 * n_sigma * s[1], facecolor=c, edgecolor=c, alpha=0.15, lw=0.8))
+    ax.scatter(mean[:, 0], mean[:, 1], c=colours, s=6)
+    ax.set(xlabel="$z_1$", ylabel="$z_2$", aspect="equal",
+           title=f"posteriors $q(z\\mid x)$: mean $\\pm$ {n_sigma:g} std")
+    return ax.figure
+
+
+@torch.no_grad()
+def aggregate_posterior(model: VAE, x: Tensor, limit: float = 3.5, n: int = 141) -> Figure:
+    """The aggregate posterior q(z) = mean over x of q(z|x) next to the prior N(0, I), for a 2-D latent space.
+
+    Both densities are drawn on the same colour scale; the prior's 1, 2 and 3
+    standard-deviation circles are overlaid on each.
+    """
+    if model.latent_dim != 2:
+        raise ValueError(f"aggregate_posterior needs a 2-D latent space, the model has {model.latent_dim}")
+    mean, logvar = model.encode(x)
+    g = torch.linspace(-limit, limit, n)
+    z = torch.cartesian_prod(g, g).to(mean.device)  # first coordinate varies slowest
+    q = aggregate_log_density(mean, logvar, z).exp().reshape(n, n).T.cpu().numpy()
+    p = model.prior().log_prob(z).exp().reshape(n, n).T.cpu().numpy()
+    top = max(q.max(), p.max())
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4.4), sharey=True)
+    for ax, density, title in zip(axes, (q, p), ("aggregate posterior $q(z)$", "prior $p(z) = N(0, I)$")):
+        image = ax.imshow(density, origin="lower", extent=(-limit, limit, -limit, limit), cmap="viridis", vmin=0, vmax=top)
+        for r in (1, 2, 3):
+            ax.add_patch(plt.Circle((0, 0), r, fill=False, color="white", lw=0.8, ls="--"))
+        ax.set(title=title, xlabel="$z_1$")
+    axes[0].set_ylabel("$z_2$")
+    fig.colorbar(image, ax=axes, label="density", shrink=0.9)
+    return fig
+
+
+@torch.no_grad()
+def traversals(
+    model: VAE,
+    dims: list[int],
+    image_shape: tuple[int, int],
+    z0: Tensor | None = None,
+    span: float = 2.5,
+    steps: int = 9,
+) -> Figure:
+    """One row per latent dimension in ``dims``: decode z0 with that coordinate swept over [−span, span].
+
+    ``z0`` [L] defaults to the prior mean, 0. The other coordinates stay at z0.
+    """
+    check_positive_int("steps", steps)
+    check_positive("span", span)
+    if not dims or any(not 0 <= d < model.latent_dim for d in dims):
+        raise ValueError(f"dims must be a non-empty list of latent indices below {model.latent_dim}, got {dims}")
+    z0 = torch.zeros(model.latent_dim) if z0 is None else z0.detach().cpu()
+    if z0.shape != (model.latent_dim,):
+        raise ValueError(f"z0 must be a code of shape [{model.latent_dim}], got {list(z0.shape)}")
+    values = torch.linspace(-span, span, steps)
+    z = z0.repeat(len(dims), steps, 1)
+    for row, d in enumerate(dims):
+        z[row, :, d] = values
+    fig, ax = plt.subplots(figsize=(steps * 0.6 + 1.2, len(dims) * 0.62 + 0.5))
+    image_grid(model.decode(z.reshape(-1, model.latent_dim)), image_shape, steps, ax, vmax(model))
+    h = image_shape[0]
+    for row, d in enumerate(dims):
+        ax.text(-1.5, row * (h + 1) + h / 2, f"$z_{{{d}}}$", ha="right", va="center")
+    ax.set_title(f"traversals: one coordinate from {-span:g} to {span:g}, the others fixed", fontsize=9)
+    return fig
+
+
+@torch.no_grad()
+def interpolate(model: VAE | Autoencoder, x_a: Tensor, x_b: Tensor, steps: int = 10) -> Tensor:
+    """Decoded images [steps, D] at evenly spaced codes on the line from the code of ``x_a`` to that of ``x_b`` [D]."""
+    check_positive_int("steps", steps)
+    if not (isinstance(x_a, Tensor) and isinstance(x_b, Tensor)) or x_a.dim() != 1 or x_a.shape != x_b.shape:
+        raise ValueError("x_a and x_b must be two single inputs, tensors of shape [D]")
+    z = codes(model, torch.stack([x_a, x_b]))
+    t = torch.linspace(0, 1, steps, device=z.device).unsqueeze(1)
+    return model.decode((1 - t) * z[0] + t * z[1])
+
+
+@torch.no_grad()
+def image_rows(rows: dict[str, Tensor], image_shape: tuple[int, int], vmax: dict[str, float] | None = None) -> Figure:
+    """Stack rows of images [n, H*W], one per named row, each labelled on the left.
+
+    ``vmax`` gives each row's brightest value (default: that row's maximum).
+    """
+    if not rows:
+        raise ValueError("rows must name at least one row of images")
+    ncols = max(len(images) for images in rows.values())
+    fig, axes = plt.subplots(len(rows), 1, figsize=(ncols * 0.6 + 1.5, len(rows) * 0.7))
+    axes = np.atleast_1d(axes)
+    for ax, (name, images) in zip(axes, rows.items()):
+        image_grid(images, image_shape, ncols, ax, None if vmax is None else vmax.get(name))
+        ax.text(-1.5, image_shape[0] / 2, name, ha="right", va="center", fontsize=9)
+    return fig
+
+
+def latent_explorer(model: VAE, image_shape: tuple[int, int], dims: list[int] | None = None, limit: float = 3.0):
+    """An ipywidgets panel: one slider per latent dimension in ``dims`` (default: all), and the decoded image.
+
+    Needs ``ipywidgets`` and a notebook front end that shows widgets (Jupyter,
+    VS Code, Colab); on a static page use :func:`traversals` instead.
+    """
+    try:
+        import ipywidgets as widgets
+    except ImportError as err:
+        raise ImportError("latent_explorer needs ipywidgets: pip install ipywidgets") from err
+    dims = list(range(model.latent_dim)) if dims is None else dims
+    sliders = {f"z{d}": widgets.FloatSlider(0.0, min=-limit, max=limit, step=0.1, description=f"z{d}") for d in dims}
+
+    def show(**values: float) -> None:
+        z = torch.zeros(1, model.latent_dim)
+        for d in dims:
+            z[0, d] = values[f"z{d}"]
+        with torch.no_grad():
+            image = model.decode(z).cpu().reshape(image_shape).numpy()
+        fig, ax = plt.subplots(figsize=(2.5, 2.5))
+        ax.imshow(image, cmap="gray_r", vmin=0, vmax=vmax(model))
+        ax.set_axis_off()
+        plt.show()
+
+    return widgets.interactive(show, **sliders)

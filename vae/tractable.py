@@ -11,8 +11,9 @@ log p(x) = ELBO(q) + KL(q(z) || p(z|x)) with every term computed separately.
 
 The model is given by its prior p(z) = N(0, I) and a ``likelihood``: any
 callable that maps codes z [..., L] to a torch Distribution p(x|z) with event
-shape [D] (``VAE.likelihood`` is one). Everything is computed on the device of
-``x``: the likelihood in float32, every sum over the grid in float64. Results are
+shape [D] (``VAE.likelihood`` is one). Everything is computed on the device where
+the likelihood puts its distributions (a model's device; ``x`` is moved there): the
+likelihood in float32, every sum over the grid in float64. Results are
 in nats per example.
 """
 
@@ -88,20 +89,16 @@ def grid_log_likelihood(likelihood: Likelihood, x: Tensor, grid: LatentGrid, max
     categorical one). The grid is processed in chunks of about
     ``max_elements`` / (N D) points to bound memory.
     """
-    probe = likelihood(grid.points[:1].float().to(_device(x)))
+    probe = likelihood(grid.points[:1].float())
     if not isinstance(probe, Distribution) or len(probe.event_shape) != 1:
         raise TypeError("likelihood(z) must return a torch Distribution with event shape [D]")
-    x = check_data(x, probe.event_shape[0])
+    x = check_data(x, probe.event_shape[0]).to(probe.sample().device)
     chunk = max(1, max_elements // (len(x) * x.shape[1]))
     parts = [
         likelihood(z.float().to(x.device).unsqueeze(1)).log_prob(x).double()  # [chunk, N]
         for z in grid.points.split(chunk)
     ]
     return torch.cat(parts).T.contiguous()
-
-
-def _device(x: object) -> torch.device:
-    return x.device if isinstance(x, Tensor) else torch.device("cpu")
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import math
+import numbers
 import os
 import sys
 import tempfile
@@ -13,16 +14,26 @@ import torch
 from torch import Tensor
 from tqdm import tqdm
 
-from vae.checks import check_positive, check_positive_int
+from vae.checks import check_nonnegative, check_positive, check_positive_int
 from vae.models import VAE, Autoencoder
-from vae.objectives import elbo
+from vae.objectives import _elbo
 
 MODELS = {"VAE": VAE, "Autoencoder": Autoencoder}
 
 
-def pick_device() -> torch.device:
-    """CUDA when it is available, else the CPU."""
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+def pick_device(device: str | torch.device | None = None) -> torch.device:
+    """``device`` as a :class:`torch.device`, checked to exist here; by default CUDA when available, else the CPU."""
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(device)
+    except (RuntimeError, TypeError) as err:
+        raise ValueError(f"device must name a torch device such as 'cpu' or 'cuda', got {device!r}") from err
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {str(device)!r} was asked for, but this machine has no CUDA GPU; use 'cpu'")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise ValueError(f"device {str(device)!r} does not exist: this machine has {torch.cuda.device_count()} GPU(s)")
+    return device
 
 
 def _interactive() -> bool:
@@ -32,15 +43,23 @@ def _interactive() -> bool:
 
 @torch.inference_mode()
 def evaluate(model: VAE | Autoencoder, x: Tensor, beta: float = 1.0, batch_size: int = 1024) -> dict[str, float]:
-    """Average ELBO, reconstruction log-likelihood and KL over ``x``, nats per example."""
+    """Average ELBO, reconstruction log-likelihood and KL over ``x``, nats per example (Python floats)."""
+    beta = check_nonnegative("beta", beta)
+    batch_size = check_positive_int("batch_size", batch_size)
+    x = model.check(x)
     was_training = model.training
     model.eval()
-    x = model.check(x)
     totals = torch.zeros(3, device=model.device)
     for xb in x.split(batch_size):
-        totals += torch.stack([t.sum() for t in elbo(model, xb, beta)])
+        totals += torch.stack([t.sum() for t in _elbo(model, xb, beta)])
     model.train(was_training)
     return dict(zip(("elbo", "rec", "kl"), (totals / len(x)).tolist()))
+
+
+@torch.no_grad()
+def _finite_after_last_step(model: VAE | Autoencoder, xb: Tensor) -> bool:
+    """Whether the loss is still finite after the final update, which no training step has seen."""
+    return bool(torch.isfinite(_elbo(model, xb).elbo).all())
 
 
 def fit(
@@ -63,9 +82,10 @@ def fit(
 ) -> dict[str, list[float]]:
     """Train ``model`` by maximising the (beta-weighted) ELBO with Adam.
 
-    ``train`` and ``valid`` are [N, D] tensors held in memory; each epoch visits
-    ``train`` in a fresh random order in batches of ``batch_size``. With
-    ``valid`` and ``patience``, training stops once the validation ELBO has not
+    ``train`` and ``valid`` are [N, D] tensors (or arrays) held in memory; each epoch visits
+    ``train`` in a fresh random order in batches of ``batch_size``. The model is moved to
+    ``device`` (default: CUDA when available, else the CPU) and stays there; the data follow it.
+    With ``valid`` and ``patience``, training stops once the validation ELBO has not
     improved for ``patience`` epochs and the best weights are put back. With
     ``valid`` and ``lr_patience``, the learning rate is halved whenever the
     validation ELBO has not improved for ``lr_patience`` epochs (torch's
@@ -79,6 +99,10 @@ def fit(
     pulls it to the prior. Early stopping only counts epochs after the warm-up.
     ``n_samples`` draws of z per input average the reconstruction term.
 
+    The arguments and the data are checked once, here. Inside the loop nothing waits
+    on the device: a NaN or inf loss, or weights that stopped being finite, are noticed
+    at the end of the epoch (the last one included) and raise ``FloatingPointError``.
+
     Returns the history: per-epoch ``lr`` (the learning rate used), ``train_elbo`` (= rec − beta · kl),
     ``train_rec``, ``train_kl`` (averaged over the epoch's batches) and, with ``valid``, ``valid_elbo``,
     ``valid_rec``, ``valid_kl``; all in nats per example. The model is left in
@@ -87,8 +111,15 @@ def fit(
     epochs = check_positive_int("epochs", epochs)
     batch_size = check_positive_int("batch_size", batch_size)
     lr = check_positive("lr", lr)
+    beta = check_nonnegative("beta", beta)
+    weight_decay = check_nonnegative("weight_decay", weight_decay)
+    n_samples = check_positive_int("n_samples", n_samples)
     if warmup != 0:
-        check_positive_int("warmup", warmup)
+        warmup = check_positive_int("warmup", warmup)
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+        raise TypeError(f"seed must be an int >= 0, got {seed!r} ({type(seed).__name__})")
+    if seed < 0:
+        raise ValueError(f"seed must be an int >= 0, got {seed}")
     if patience is not None:
         check_positive_int("patience", patience)
         if valid is None:
@@ -97,14 +128,14 @@ def fit(
         check_positive_int("lr_patience", lr_patience)
         if valid is None:
             raise ValueError("a learning-rate schedule (lr_patience) needs validation data: pass valid=...")
-    device = torch.device(device) if device is not None else pick_device()
+    device = pick_device(device)
     model.to(device)
     train = model.check(train)
     valid = model.check(valid) if valid is not None else None
     if progress is None:
         progress = _interactive()
 
-    generator = torch.Generator(device="cpu").manual_seed(seed)
+    generator = torch.Generator(device="cpu").manual_seed(int(seed))
     # The fused Adam updates all parameters in one kernel: the same algorithm, about 2.5 times faster
     # than the CPU's default per-tensor update on networks this small (benchmarks/throughput.py).
     fused = device.type in ("cpu", "cuda")
@@ -123,21 +154,22 @@ def fit(
         for epoch in bar:
             model.train()
             weight = beta * min(1.0, (epoch - 1) / warmup) if warmup else beta
-            totals = torch.zeros(2, device=device)  # summed rec and kl
+            # Running sums stay on the device: summed rec, summed kl, and a count of NaN or inf losses.
+            totals = torch.zeros(3, device=device)
             order = torch.randperm(len(train), generator=generator).to(device)
             for xb in train[order].split(batch_size):
-                terms = elbo(model, xb, weight, n_samples)
+                terms = _elbo(model, xb, weight, n_samples)
                 loss = -terms.elbo.mean()
-                if not torch.isfinite(loss):
-                    raise FloatingPointError(
-                        f"the loss became {loss.item()} in epoch {epoch}; "
-                        f"try a smaller learning rate than lr={lr:g}"
-                    )
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
-                totals += torch.stack([terms.rec.detach().sum(), terms.kl.detach().sum()])
-            rec, kl = (totals / len(train)).tolist()
+                totals += torch.stack([terms.rec.detach().sum(), terms.kl.detach().sum(), (~loss.isfinite()).float()])
+            rec, kl, n_bad = (totals / len(train)).tolist()  # the one wait on the device per epoch
+            if n_bad or epoch == epochs and not _finite_after_last_step(model, train[:batch_size]):
+                raise FloatingPointError(
+                    f"the loss became NaN or inf in epoch {epoch}, so the model's weights are no longer "
+                    f"usable; rebuild it and try a smaller learning rate than lr={lr:g}"
+                )
             history["lr"].append(optimizer.param_groups[0]["lr"])
             history["train_elbo"].append(rec - beta * kl)
             history["train_rec"].append(rec)
@@ -194,16 +226,35 @@ def save(model: VAE | Autoencoder, path: str | os.PathLike) -> Path:
 
 
 def load(path: str | os.PathLike, device: str | torch.device = "cpu") -> VAE | Autoencoder:
-    """Rebuild a model written by :func:`save`, in eval mode, on ``device``."""
+    """Rebuild a model written by :func:`save`, in eval mode, on ``device``.
+
+    Raises ``FileNotFoundError`` when there is no file, and ``ValueError`` when the file is not
+    a model written by :func:`save`, its config is incomplete or invalid, or its weights do not
+    fit the model that the config describes.
+    """
+    device = pick_device(device)
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no saved model at {path}")
     try:
-        payload = torch.load(path, map_location=device, weights_only=True)
-        cls = MODELS[payload["class"]]
-        config = dict(payload["config"])
+        payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:
-        raise ValueError(f"{path} is not a model written by vae.save ({err})") from err
-    model = cls(config.pop("input_dim"), config.pop("hidden_dims"), config.pop("latent_dim"), **config)
-    model.load_state_dict(payload["state_dict"])
+        raise ValueError(f"{path} is not a model written by vae.save ({type(err).__name__}: {err})") from err
+    if not isinstance(payload, dict) or not {"class", "config", "state_dict"} <= payload.keys():
+        raise ValueError(f"{path} is not a model written by vae.save: it lacks the class, config and weights")
+    if payload["class"] not in MODELS:
+        raise ValueError(f"{path} holds a {payload['class']!r}; vae.load rebuilds only {tuple(MODELS)}")
+    config = dict(payload["config"])
+    missing = {"input_dim", "hidden_dims", "latent_dim"} - config.keys()
+    if missing:
+        raise ValueError(f"{path} has an incomplete config: {sorted(missing)} missing")
+    try:
+        model = MODELS[payload["class"]](config.pop("input_dim"), config.pop("hidden_dims"), config.pop("latent_dim"), **config)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{path} has an invalid config: {err}") from err
+    try:
+        model.load_state_dict(payload["state_dict"])
+    except (RuntimeError, TypeError, AttributeError) as err:
+        first = str(err).strip().splitlines()
+        raise ValueError(f"{path}: the weights do not fit the model its config describes ({first[-1].strip()})") from err
     return model.to(device).eval()
