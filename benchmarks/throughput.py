@@ -6,9 +6,11 @@ pytorch/examples does; ``vae.fit`` uses the fused Adam, so a bare loop with the 
 too: the gap between it and ``vae.fit`` is what the library itself costs. Each loop is timed
 ``--repeats`` times in this one process, interleaved; the median is reported in examples per
 second. The achieved FLOP/s of training is compared with the FLOP/s of a bare matrix multiply at
-the same layer shapes.
+the same layer shapes. With ``--device cuda`` everything (data, models, matmuls) lives on the GPU
+and the clock stops only after the GPU has finished (``torch.cuda.synchronize``).
 
-    python benchmarks/throughput.py [--epochs 100] [--repeats 7] [--hidden 256] [--latent 16]
+    python benchmarks/throughput.py [--device cpu|cuda] [--batch-size 128] [--epochs 100] [--repeats 7]
+                                    [--hidden 256] [--latent 16]
 """
 
 from __future__ import annotations
@@ -28,7 +30,13 @@ from vae.objectives import gaussian_kl
 
 def new_model(args: argparse.Namespace) -> vae.VAE:
     torch.manual_seed(0)
-    return vae.VAE(64, [args.hidden], args.latent, likelihood="categorical")
+    return vae.VAE(64, [args.hidden], args.latent, likelihood="categorical").to(args.device)
+
+
+def wait(device: torch.device) -> None:
+    """Let queued GPU work finish, so that the clock measures it."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
 
 
 def negative_elbo(model: vae.VAE, xb: torch.Tensor) -> torch.Tensor:
@@ -50,7 +58,7 @@ def step(model: vae.VAE, optimizer: torch.optim.Optimizer, xb: torch.Tensor) -> 
 def bare_loop(model: vae.VAE, x: torch.Tensor, epochs: int, batch_size: int, fused: bool = False) -> None:
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, fused=fused)
     for _ in range(epochs):
-        for xb in x[torch.randperm(len(x))].split(batch_size):
+        for xb in x[torch.randperm(len(x), device=x.device)].split(batch_size):
             step(model, optimizer, xb)
 
 
@@ -68,14 +76,16 @@ def dataloader_loop(model: vae.VAE, x: torch.Tensor, epochs: int, batch_size: in
 
 
 def fit_loop(model: vae.VAE, x: torch.Tensor, epochs: int, batch_size: int) -> None:
-    vae.fit(model, x, epochs=epochs, batch_size=batch_size, lr=1e-3, progress=False, device="cpu")
+    vae.fit(model, x, epochs=epochs, batch_size=batch_size, lr=1e-3, progress=False, device=x.device)
 
 
 def time_it(fn, args, x) -> float:
     model = new_model(args)
     fn(model, x, 1, args.batch_size)  # warm-up
+    wait(args.device)
     start = time.perf_counter()
     fn(model, x, args.epochs, args.batch_size)
+    wait(args.device)
     return time.perf_counter() - start
 
 
@@ -83,16 +93,20 @@ def phase_times(args: argparse.Namespace, x: torch.Tensor, steps: int = 300) -> 
     """Seconds per training step spent in the forward pass and loss, the backward pass and Adam."""
     model = new_model(args)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, fused=True)  # as vae.fit
-    batches = x[torch.randperm(len(x))[: args.batch_size]]
+    batches = x[torch.randperm(len(x), device=x.device)[: args.batch_size]]
     totals = {"forward and loss": 0.0, "backward": 0.0, "Adam step": 0.0}
     for i in range(steps + 20):  # the first 20 steps warm up
+        wait(args.device)
         t0 = time.perf_counter()
         loss = negative_elbo(model, batches)
+        wait(args.device)
         t1 = time.perf_counter()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        wait(args.device)
         t2 = time.perf_counter()
         optimizer.step()
+        wait(args.device)
         t3 = time.perf_counter()
         if i >= 20:
             for key, dt in zip(totals, (t1 - t0, t2 - t1, t3 - t2)):
@@ -100,23 +114,33 @@ def phase_times(args: argparse.Namespace, x: torch.Tensor, steps: int = 300) -> 
     return totals
 
 
-def matmul_flops(shapes: list[tuple[int, int]], batch: int, repeats: int = 200) -> float:
+def matmul_flops(shapes: list[tuple[int, int]], batch: int, device: torch.device, repeats: int = 200) -> float:
     """Dense FLOP/s of forward and backward matmuls at the layers' shapes."""
-    mats = [(torch.randn(batch, i), torch.randn(i, o), torch.randn(batch, o)) for i, o in shapes]
+    mats = [tuple(torch.randn(*shape, device=device) for shape in ((batch, i), (i, o), (batch, o))) for i, o in shapes]
     flops = 0
     for _ in range(10):
         for a, w, g in mats:
             a @ w, g @ w.T, a.T @ g
+    wait(device)
     start = time.perf_counter()
     for _ in range(repeats):
         for a, w, g in mats:
             a @ w, g @ w.T, a.T @ g  # forward, grad wrt input, grad wrt weight
             flops += 3 * 2 * a.shape[0] * w.shape[0] * w.shape[1]
+    wait(device)
     return flops / (time.perf_counter() - start)
+
+
+def device(name: str) -> torch.device:
+    try:
+        return vae.pick_device(name)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from err
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--device", type=device, default=torch.device("cpu"), help="cpu (default) or cuda")
     parser.add_argument("--epochs", type=int, default=100)
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--batch-size", type=int, default=128)
@@ -124,7 +148,7 @@ def main() -> None:
     parser.add_argument("--latent", type=int, default=16)
     args = parser.parse_args()
 
-    x = vae.load_digits().train.levels
+    x = vae.load_digits().train.levels.to(args.device)
     loops = {
         "DataLoader (pytorch/examples)": dataloader_loop,
         "bare in-memory loop": bare_loop,
@@ -137,7 +161,8 @@ def main() -> None:
             times[name].append(time_it(fn, args, x))
     rate = {name: args.epochs * len(x) / statistics.median(t) for name, t in times.items()}
 
-    print(f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads, "
+    where = torch.cuda.get_device_name(args.device) if args.device.type == "cuda" else platform.processor() or platform.machine()
+    print(f"{where}, {torch.get_num_threads()} torch threads, "
           f"torch {torch.__version__}; VAE 64-{args.hidden}-{args.latent}, categorical(17), "
           f"batch {args.batch_size}, {args.epochs} epochs of {len(x)}, median of {args.repeats}")
     print(f"{'loop':32s} {'examples/s':>11s} {'vs DataLoader':>14s} {'vs bare':>8s} {'vs fused bare':>14s} {'spread':>7s}")
@@ -150,7 +175,7 @@ def main() -> None:
               (args.latent, args.hidden), (args.hidden, 64 * 17)]
     per_example = sum(3 * 2 * i * o for i, o in shapes)  # forward + two backward matmuls
     achieved = per_example * rate["vae.fit (fused Adam)"]
-    peak = matmul_flops(shapes, args.batch_size)
+    peak = matmul_flops(shapes, args.batch_size, args.device)
     print(f"\nmatmul FLOPs per example (forward + backward): {per_example:,}")
     print(f"achieved by vae.fit: {achieved / 1e9:.2f} GFLOP/s; dense matmul at the same shapes: "
           f"{peak / 1e9:.2f} GFLOP/s; fraction {achieved / peak:.1%}")

@@ -248,7 +248,7 @@ def test_grading_rejects_bad_arguments(released, tmp_path):
         classroom.grade(tmp_path, "a9", released)
     with pytest.raises(FileNotFoundError, match="no submitted notebooks"):
         classroom.grade(tmp_path, "a1_em_mixture", released)
-    with pytest.raises(ValueError, match="timeout must be a positive number"):
+    with pytest.raises(ValueError, match="timeout must be a finite positive number"):
         classroom.grade(tmp_path, "a1_em_mixture", released, timeout=0)
 
 

@@ -252,3 +252,13 @@ def test_bad_sample_count_is_rejected(small_vae):
     model, x = small_vae
     with pytest.raises(ValueError, match="n_samples must be a positive int"):
         iwae_bound(model, x, n_samples=0)
+
+
+def test_functions_name_the_model_they_need(small_vae):
+    _, x = small_vae
+    ae = Autoencoder(x.shape[1], [8], 2)
+    for call in (lambda: iwae_bound(ae, x), lambda: log_likelihood_estimate(ae, x), lambda: refine_posterior(ae, x)):
+        with pytest.raises(TypeError, match="needs a vae.VAE: an Autoencoder has no posterior"):
+            call()
+    with pytest.raises(TypeError, match="model must be a vae.VAE or vae.Autoencoder, got Linear"):
+        elbo(torch.nn.Linear(2, 2), x)

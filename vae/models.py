@@ -23,7 +23,7 @@ import torch
 from torch import Tensor, nn
 from torch.distributions import Bernoulli, Categorical, Distribution, Independent, Normal
 
-from vae.checks import check_data, check_positive, check_positive_int, check_tensor
+from vae.checks import check_data, check_nonnegative, check_positive, check_positive_int, check_tensor
 
 LIKELIHOODS = ("bernoulli", "gaussian", "categorical")
 SIGMA_RANGE = (1e-4, 1e4)  # a Gaussian pixel scale float32 can score without over- or underflow
@@ -148,7 +148,8 @@ class _Model(nn.Module):
         check_positive_int("input_dim", input_dim)
         _check_hidden(hidden_dims)
         check_positive_int("latent_dim", latent_dim)
-        if not (isinstance(dropout, (int, float)) and 0 <= dropout < 1):
+        dropout = check_nonnegative("dropout", dropout)
+        if not dropout < 1:
             raise ValueError(f"dropout must be a probability in [0, 1), got {dropout!r}")
         self.lik = Likelihood(likelihood, input_dim, n_levels, sigma, learn_sigma)  # validates sigma
         self.config = dict(
@@ -314,3 +315,12 @@ class VAE(_Model):
         """
         check_positive_int("n", n)
         return self.decode(self.prior().sample((n,)))
+
+
+def check_model(model: object, vae_only: bool = False) -> None:
+    """Raise a ``TypeError`` unless ``model`` is a :class:`VAE` (or, unless ``vae_only``, an :class:`Autoencoder`)."""
+    if vae_only and isinstance(model, Autoencoder):
+        raise TypeError("this needs a vae.VAE: an Autoencoder has no posterior q(z|x) to sample from")
+    if not isinstance(model, (VAE,) if vae_only else (VAE, Autoencoder)):
+        expected = "a vae.VAE" if vae_only else "a vae.VAE or vae.Autoencoder"
+        raise TypeError(f"model must be {expected}, got {type(model).__name__}")

@@ -15,7 +15,7 @@ import torch
 from torch import Tensor
 
 from vae.checks import check_nonnegative, check_positive, check_positive_int
-from vae.models import VAE, Autoencoder, diagonal_gaussian
+from vae.models import VAE, Autoencoder, check_model, diagonal_gaussian
 
 
 def gaussian_kl(mean: Tensor, logvar: Tensor) -> Tensor:
@@ -55,6 +55,7 @@ def reconstruction_log_likelihood(model: VAE | Autoencoder, x: Tensor, z: Tensor
     ``x`` is [B, D]; ``z`` is [B, L] (one code per input) or [B, S, L]
     (S codes per input), giving [B] or [B, S].
     """
+    check_model(model)
     return _log_likelihood(model, model.check(x), z)
 
 
@@ -81,6 +82,7 @@ def elbo(
     For an :class:`Autoencoder` the KL term is 0 and the result is
     log p(x | z = encode(x)), not a bound on anything.
     """
+    check_model(model)
     n_samples = check_positive_int("n_samples", n_samples)
     beta = check_nonnegative("beta", beta)
     x = model.check(x)
@@ -130,6 +132,7 @@ def refine_posterior(
     tighter one than the encoder's (Cremer et al., 2018). The model's weights
     and their gradients are left untouched. Returns ``mean``, ``logvar``, each [B, L].
     """
+    check_model(model, vae_only=True)
     check_positive_int("steps", steps)
     lr = check_positive("lr", lr)
     n_samples = check_positive_int("n_samples", n_samples)
@@ -156,6 +159,7 @@ def iwae_bound(model: VAE, x: Tensor, n_samples: int = 50) -> Tensor:
     Burda et al. (2016): equals the ELBO in expectation for k = 1, never
     decreases with k in expectation, and tends to log p(x) as k grows. [B].
     """
+    check_model(model, vae_only=True)
     n_samples = check_positive_int("n_samples", n_samples)
     return _iwae_bound(model, model.check(x), n_samples)
 
@@ -176,6 +180,7 @@ def log_likelihood_estimate(model: VAE, x: Tensor, n_samples: int = 1000, batch_
     Processes ``batch_size`` inputs at a time so memory stays at about
     n_samples · batch_size decoder outputs. Still a (tight) lower bound in expectation. [N].
     """
+    check_model(model, vae_only=True)
     n_samples = check_positive_int("n_samples", n_samples)
     batch_size = check_positive_int("batch_size", batch_size)
     x = model.check(x)

@@ -15,7 +15,7 @@ from torch import Tensor
 from tqdm import tqdm
 
 from vae.checks import check_nonnegative, check_positive, check_positive_int
-from vae.models import VAE, Autoencoder
+from vae.models import VAE, Autoencoder, check_model
 from vae.objectives import _elbo
 
 MODELS = {"VAE": VAE, "Autoencoder": Autoencoder}
@@ -44,6 +44,7 @@ def _interactive() -> bool:
 @torch.inference_mode()
 def evaluate(model: VAE | Autoencoder, x: Tensor, beta: float = 1.0, batch_size: int = 1024) -> dict[str, float]:
     """Average ELBO, reconstruction log-likelihood and KL over ``x``, nats per example (Python floats)."""
+    check_model(model)
     beta = check_nonnegative("beta", beta)
     batch_size = check_positive_int("batch_size", batch_size)
     x = model.check(x)
@@ -108,6 +109,7 @@ def fit(
     ``valid_rec``, ``valid_kl``; all in nats per example. The model is left in
     eval mode (dropout off), ready to evaluate and sample.
     """
+    check_model(model)
     epochs = check_positive_int("epochs", epochs)
     batch_size = check_positive_int("batch_size", batch_size)
     lr = check_positive("lr", lr)
