@@ -161,7 +161,9 @@ def main() -> None:
             times[name].append(time_it(fn, args, x))
     rate = {name: args.epochs * len(x) / statistics.median(t) for name, t in times.items()}
 
-    where = torch.cuda.get_device_name(args.device) if args.device.type == "cuda" else platform.processor() or platform.machine()
+    where = platform.processor() or platform.machine()
+    if args.device.type == "cuda":
+        where = torch.cuda.get_device_name(args.device)
     print(f"{where}, {torch.get_num_threads()} torch threads, "
           f"torch {torch.__version__}; VAE 64-{args.hidden}-{args.latent}, categorical(17), "
           f"batch {args.batch_size}, {args.epochs} epochs of {len(x)}, median of {args.repeats}")

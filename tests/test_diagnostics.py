@@ -5,7 +5,7 @@ import torch
 
 from vae import VAE, load_digits
 from vae import diagnostics as D
-from vae.objectives import elbo, gaussian_kl, iwae_bound
+from vae.objectives import gaussian_kl, iwae_bound
 
 
 def constructed_codes() -> tuple[torch.Tensor, torch.Tensor]:

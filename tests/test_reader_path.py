@@ -34,7 +34,8 @@ import set_repository  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 REAL_SITE = os.environ.get("VAE_SITE")
-COLAB_SHIPS = ["torch", "numpy", "matplotlib", "scikit-learn", "sympy", "ipywidgets", "ipykernel", "tqdm", "setuptools", "pip"]
+COLAB_SHIPS = ["torch", "numpy", "matplotlib", "scikit-learn", "sympy", "ipywidgets", "ipykernel",
+               "tqdm", "setuptools", "pip"]
 CHAPTER = "05_vae_digits"  # trains a VAE, evaluates it and draws with the library: most of what a reader runs
 
 
@@ -117,8 +118,7 @@ def test_a_downloaded_chapter_runs_in_a_colab_like_environment(tmp_path, monkeyp
     monkeypatch.setenv("PIP_NO_BUILD_ISOLATION", "0")  # build with the setuptools that is there
     monkeypatch.setenv("MPLBACKEND", "agg")
 
-    client = nbclient.NotebookClient(nb, kernel_name="colab", timeout=600, resources={"metadata": {"path": str(tmp_path)}})
-    client.execute()
+    nbclient.NotebookClient(nb, kernel_name="colab", timeout=600, resources={"metadata": {"path": str(tmp_path)}}).execute()
     installed = subprocess.check_output([python, "-m", "pip", "show", "-f", "vae-book"], text=True)
     assert "vae/models.py" in installed  # a real install from the clone, not a link to the working tree
     outputs = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)

@@ -15,8 +15,8 @@ from torch import Tensor
 from torch.distributions import Normal
 
 from vae.checks import check_positive, check_positive_int
-from vae.models import VAE, diagonal_gaussian
-from vae.objectives import elbo, gaussian_kl
+from vae.models import diagonal_gaussian
+from vae.objectives import gaussian_kl
 
 
 def _check_pair(mean: Tensor, logvar: Tensor) -> None:

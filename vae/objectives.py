@@ -41,6 +41,9 @@ def gaussian_kl_mc(mean: Tensor, logvar: Tensor, n_samples: int = 1000) -> Tenso
     return (q.log_prob(z) - p.log_prob(z)).sum(-1).mean(0)
 
 
+Posterior = tuple[Tensor, Tensor] | None  # (mean, logvar) of a diagonal Gaussian q(z|x), each [B, L]
+
+
 class ELBO(NamedTuple):
     """The ELBO and its two terms, each [B] in nats: elbo = rec − beta · kl."""
 
@@ -71,7 +74,7 @@ def elbo(
     x: Tensor,
     beta: float = 1.0,
     n_samples: int = 1,
-    posterior: tuple[Tensor, Tensor] | None = None,
+    posterior: Posterior = None,
 ) -> ELBO:
     """E_q[log p(x|z)] − beta · KL(q(z|x) || p(z)) per example, in nats.
 
@@ -101,11 +104,7 @@ def elbo(
 
 
 def _elbo(
-    model: VAE | Autoencoder,
-    x: Tensor,
-    beta: float = 1.0,
-    n_samples: int = 1,
-    posterior: tuple[Tensor, Tensor] | None = None,
+    model: VAE | Autoencoder, x: Tensor, beta: float = 1.0, n_samples: int = 1, posterior: Posterior = None
 ) -> ELBO:
     """:func:`elbo` with its arguments already validated and on the model's device: the training loop's path."""
     if isinstance(model, Autoencoder):

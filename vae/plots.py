@@ -38,8 +38,8 @@ def image_grid(
     images = _numpy(images)
     if images.ndim != 2 or images.shape[1] != image_shape[0] * image_shape[1] or len(images) == 0:
         raise ValueError(
-            f"images must be [N, {image_shape[0] * image_shape[1]}] (N >= 1 images of {image_shape[0]}x{image_shape[1]} "
-            f"pixels), got {list(images.shape)}"
+            f"images must be [N, {image_shape[0] * image_shape[1]}] (N >= 1 images of "
+            f"{image_shape[0]}x{image_shape[1]} pixels), got {list(images.shape)}"
         )
     images = images.reshape(-1, *image_shape)
     n, (h, w) = len(images), image_shape

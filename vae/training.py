@@ -41,13 +41,17 @@ def _interactive() -> bool:
     return sys.stderr.isatty() or "ipykernel" in sys.modules
 
 
-@torch.inference_mode()
 def evaluate(model: VAE | Autoencoder, x: Tensor, beta: float = 1.0, batch_size: int = 1024) -> dict[str, float]:
     """Average ELBO, reconstruction log-likelihood and KL over ``x``, nats per example (Python floats)."""
     check_model(model)
     beta = check_nonnegative("beta", beta)
     batch_size = check_positive_int("batch_size", batch_size)
-    x = model.check(x)
+    return _evaluate(model, model.check(x), beta, batch_size)
+
+
+@torch.inference_mode()
+def _evaluate(model: VAE | Autoencoder, x: Tensor, beta: float, batch_size: int = 1024) -> dict[str, float]:
+    """:func:`evaluate` for data that ``model.check`` has already validated: one wait on the device."""
     was_training = model.training
     model.eval()
     totals = torch.zeros(3, device=model.device)
@@ -179,7 +183,7 @@ def fit(
             status = {"elbo": f"{rec - beta * kl:.2f}"}
 
             if valid is not None:
-                scores = evaluate(model, valid, beta)
+                scores = _evaluate(model, valid, beta)
                 for key, value in scores.items():
                     history[f"valid_{key}"].append(value)
                 status["valid"] = f"{scores['elbo']:.2f}"
@@ -251,12 +255,13 @@ def load(path: str | os.PathLike, device: str | torch.device = "cpu") -> VAE | A
     if missing:
         raise ValueError(f"{path} has an incomplete config: {sorted(missing)} missing")
     try:
-        model = MODELS[payload["class"]](config.pop("input_dim"), config.pop("hidden_dims"), config.pop("latent_dim"), **config)
+        sizes = (config.pop("input_dim"), config.pop("hidden_dims"), config.pop("latent_dim"))
+        model = MODELS[payload["class"]](*sizes, **config)
     except (TypeError, ValueError) as err:
         raise ValueError(f"{path} has an invalid config: {err}") from err
     try:
         model.load_state_dict(payload["state_dict"])
     except (RuntimeError, TypeError, AttributeError) as err:
-        first = str(err).strip().splitlines()
-        raise ValueError(f"{path}: the weights do not fit the model its config describes ({first[-1].strip()})") from err
+        last = str(err).strip().splitlines()[-1].strip()
+        raise ValueError(f"{path}: the weights do not fit the model its config describes ({last})") from err
     return model.to(device).eval()
