@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.stats import norm
 
-from vae import em
+from vae import em, plots
 
 matplotlib.use("Agg")
 
@@ -177,10 +177,10 @@ def test_one_component_converges_in_one_step_to_the_sample_moments():
 
 
 def test_ellipse_axes_and_angle():
-    width, height, angle = em.ellipse([0.0, 0.0], [[4.0, 0.0], [0.0, 1.0]], n_std=1.0)
+    width, height, angle = plots.ellipse([0.0, 0.0], [[4.0, 0.0], [0.0, 1.0]], n_std=1.0)
     assert (width, height) == pytest.approx((4.0, 2.0))
     assert angle % 180 == pytest.approx(0.0, abs=1e-9)
-    width, height, angle = em.ellipse([0.0, 0.0], [[2.5, 1.5], [1.5, 2.5]], n_std=2.0)  # eigenvalues 4 and 1 at 45°
+    width, height, angle = plots.ellipse([0.0, 0.0], [[2.5, 1.5], [1.5, 2.5]], n_std=2.0)  # eigenvalues 4 and 1 at 45°
     assert (width, height) == pytest.approx((8.0, 4.0))
     assert angle % 180 == pytest.approx(45.0)
 
@@ -243,7 +243,7 @@ def test_bad_sizes_are_refused():
     with pytest.raises(ValueError, match="more than"):
         em.random_init(x, 5)
     with pytest.raises(ValueError, match="n_std"):
-        em.ellipse([0.0, 0.0], np.eye(2), n_std=-1.0)
+        plots.ellipse([0.0, 0.0], np.eye(2), n_std=-1.0)
 
 
 def test_collapsed_component_gives_a_clear_error():

@@ -5,7 +5,7 @@ Modules: ``models`` (Autoencoder, VAE), ``objectives`` (KL, ELBO, IWAE, refined 
 latent-space explorer); for single chapters: ``em`` (EM for a Gaussian mixture), ``tractable`` (a
 model with an exact log p(x)), ``symbolic`` (the Gaussian KL derived with sympy), ``estimators``
 (pathwise vs score-function gradients), ``diagnostics`` (active units, holes); ``classroom``
-(release and grade the assignments).
+(release and grade the assignments); ``book`` (``glue``: numbers the prose quotes).
 
 Devices: a model lives on one device: the CPU where it is built, or where ``fit`` puts it (CUDA
 when available, unless ``device=`` says otherwise). Every public function takes tensors on any
@@ -15,6 +15,7 @@ Summaries (``evaluate``, ``marginal_kl``, ``active_units``) come back as Python 
 figure brings its data to the CPU itself. A CUDA GPU is used when present and never required.
 """
 
+from vae.book import glue
 from vae.data import load_digits, load_mnist
 from vae.models import VAE, Autoencoder
 from vae.objectives import (
@@ -37,6 +38,7 @@ __all__ = [
     "fit",
     "gaussian_kl",
     "gaussian_kl_mc",
+    "glue",
     "iwae_bound",
     "load",
     "load_digits",

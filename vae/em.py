@@ -20,11 +20,11 @@ from dataclasses import dataclass
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
-from matplotlib.patches import Ellipse
 from scipy.special import logsumexp, xlogy
 from scipy.stats import multivariate_normal
 
 from vae.checks import check_data, check_positive, check_positive_int
+from vae.plots import gaussian_ellipse
 
 
 @dataclass(frozen=True)
@@ -236,22 +236,6 @@ def random_init(x: object, n_components: int, seed: int = 0) -> Mixture:
     return Mixture(np.full(n_components, 1 / n_components), means, np.stack([cov] * n_components))
 
 
-def ellipse(mean: object, cov: object, n_std: float = 2.0) -> tuple[float, float, float]:
-    """Width, height and angle (degrees) of the ``n_std``-standard-deviation ellipse of a 2-D Gaussian.
-
-    The axes lie along the eigenvectors of ``cov``; width is along the largest.
-    """
-    check_positive("n_std", n_std)
-    cov = np.asarray(cov, dtype=np.float64)
-    if cov.shape != (2, 2) or np.asarray(mean).shape != (2,):
-        raise ValueError(f"need a mean [2] and a covariance [2, 2], got {list(np.shape(mean))} and {list(cov.shape)}")
-    values, vectors = np.linalg.eigh(cov)  # ascending
-    if values[0] <= 0:
-        raise ValueError(f"covariance must be positive definite, got eigenvalues {values.tolist()}")
-    angle = np.degrees(np.arctan2(vectors[1, 1], vectors[0, 1]))
-    return 2 * n_std * float(np.sqrt(values[1])), 2 * n_std * float(np.sqrt(values[0])), float(angle)
-
-
 def draw_mixture(
     mixture: Mixture, ax: plt.Axes, colors: list | None = None, n_std: tuple[float, ...] = (1.0, 2.0)
 ) -> plt.Axes:
@@ -262,7 +246,6 @@ def draw_mixture(
     colors = colors if colors is not None else [f"C{k}" for k in range(mixture.n_components)]
     for w, m, c, color in zip(mixture.weights, mixture.means, mixture.covs, colors):
         for s in n_std:
-            width, height, angle = ellipse(m, c, s)
-            ax.add_patch(Ellipse(m, width, height, angle=angle, fill=False, color=color, lw=0.8 + 4 * w))
+            gaussian_ellipse(ax, m, c, s, fill=False, color=color, lw=0.8 + 4 * w)
         ax.plot(*m, marker="x", color=color, ms=8, mew=2)
     return ax

@@ -69,6 +69,32 @@ def _check_latent(model: VAE | Autoencoder, dims: int, what: str) -> None:
         raise ValueError(f"{what} needs {need}, the model has {model.latent_dim}")
 
 
+def ellipse(mean: object, cov: object, n_std: float = 2.0) -> tuple[float, float, float]:
+    """Width, height and angle (degrees) of the ``n_std``-standard-deviation ellipse of a 2-D Gaussian.
+
+    The axes lie along the eigenvectors of ``cov``; width is along the largest.
+    """
+    check_positive("n_std", n_std)
+    cov = _numpy(cov).astype(np.float64)
+    if cov.shape != (2, 2) or _numpy(mean).shape != (2,):
+        raise ValueError(f"need a mean [2] and a covariance [2, 2], got {list(np.shape(mean))} and {list(cov.shape)}")
+    values, vectors = np.linalg.eigh(cov)  # ascending
+    if values[0] <= 0:
+        raise ValueError(f"covariance must be positive definite, got eigenvalues {values.tolist()}")
+    angle = np.degrees(np.arctan2(vectors[1, 1], vectors[0, 1]))
+    return 2 * n_std * float(np.sqrt(values[1])), 2 * n_std * float(np.sqrt(values[0])), float(angle)
+
+
+def gaussian_ellipse(ax: plt.Axes, mean: object, cov: object, n_std: float = 2.0, **style) -> Ellipse:
+    """Draw the ``n_std``-standard-deviation ellipse of the 2-D Gaussian N(``mean``, ``cov``) on ``ax``.
+
+    ``mean`` [2] and ``cov`` [2, 2] may be arrays or tensors on any device; ``style`` goes to
+    :class:`matplotlib.patches.Ellipse` (e.g. ``fill=False, color="C1"``). The book's one ellipse drawer.
+    """
+    width, height, angle = ellipse(mean, cov, n_std)
+    return ax.add_patch(Ellipse(_numpy(mean).astype(np.float64), width, height, angle=angle, **style))
+
+
 def vmax(model: VAE | Autoencoder) -> float:
     """The brightest value the model's images can take: 1, or the top grey level."""
     return model.lik.n_levels - 1 if model.lik.name == "categorical" else 1.0
@@ -222,12 +248,11 @@ def posterior_ellipses(
         raise ValueError(f"posterior_ellipses needs a 2-D latent space, the model has {model.latent_dim}")
     check_positive("n_sigma", n_sigma)
     mean, logvar = (t.cpu().numpy() for t in model.encode(x))
-    std = np.exp(0.5 * logvar)
     if ax is None:
         _, ax = plt.subplots(figsize=(5.5, 5))
     colours = plt.get_cmap("tab10")(_numpy(labels) % 10)
-    for m, s, c in zip(mean, std, colours):
-        ax.add_patch(Ellipse(m, 2 * n_sigma * s[0], 2 * n_sigma * s[1], facecolor=c, edgecolor=c, alpha=0.15, lw=0.8))
+    for m, lv, c in zip(mean, logvar, colours):
+        gaussian_ellipse(ax, m, np.diag(np.exp(lv)), n_sigma, facecolor=c, edgecolor=c, alpha=0.15, lw=0.8)
     ax.scatter(mean[:, 0], mean[:, 1], c=colours, s=6)
     ax.set(xlabel="$z_1$", ylabel="$z_2$", aspect="equal",
            title=f"posteriors $q(z\\mid x)$: mean $\\pm$ {n_sigma:g} std")

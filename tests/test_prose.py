@@ -1,0 +1,122 @@
+"""Every number the prose quotes from a computation is glued from it, never typed by hand.
+
+A chapter's prose may quote what its code printed only through ``{glue:text}`` (see
+:func:`vae.glue`), so that text and output cannot disagree. This test reads the chapters as the
+build executed them and flags any number in a markdown cell that equals a number the chapter's
+code printed but did not contain: a result, typed by hand.
+
+What counts: numbers with a decimal point (``97.64``, ``0.09``, ``3e-9``) and percentages
+(``81%``), in running prose. Not checked: math (``$...$``, equations), code spans and blocks,
+MyST roles and labels, and the exercises and their solutions (whose code the build does not run).
+A decimal matches an output if the output, rounded to as many places, equals it; a percentage
+must appear as printed. Numbers that also appear in the chapter's code (a β of 0.1, a threshold of
+0.01) are inputs, not results, and pass. ``ALLOWED`` lists the few true constants left.
+
+It needs the executed notebooks, which the book build leaves in ``_build/jupyter_execute``::
+
+    VAE_SITE=_build/html python -m pytest tests/test_prose.py -p no:nbmake -o addopts=""
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SITE = os.environ.get("VAE_SITE")
+EXECUTED = Path(SITE).resolve().parent / "jupyter_execute" / "notebooks" if SITE else None
+CHAPTERS = sorted(p.stem for p in (ROOT / "notebooks").glob("*.ipynb"))
+
+NUMBER = re.compile(r"(?<![\w.])[-−]?(?:\d+\.\d+(?:e[-−]?\d+)?|\d+e[-−]?\d+|\d+(?:\.\d+)?%)(?![\w.]?\d)")
+ALLOWED: dict[str, set[str]] = {}  # chapter -> prose numbers that are true constants, not results
+
+STRIP = [
+    re.compile(r"^(`{3,}|:{3,})\{(exercise|solution)\}.*?^\1\s*$", re.S | re.M),  # exercises, solutions
+    re.compile(r"^(`{3,}).*?^\1\s*$", re.S | re.M),  # code blocks and other fenced directives' code
+    re.compile(r"\$\$.*?\$\$", re.S),  # display math
+    re.compile(r"\\begin\{(\w+\*?)\}.*?\\end\{\1\}", re.S),
+    re.compile(r"(?<!\\)\$[^$\n]+?(?<!\\)\$"),  # inline math
+    re.compile(r"\{[\w:-]+\}`[^`]*`"),  # roles: glue, ref, numref, eq, cite
+    re.compile(r"`[^`\n]*`"),  # code spans
+    re.compile(r"^\([\w-]+\)=\s*$", re.M),  # labels
+    re.compile(r"^:[\w-]+:.*$", re.M),  # directive options
+    re.compile(r"\]\([^)]*\)"),  # link targets
+]
+
+
+def prose(markdown: str) -> str:
+    for pattern in STRIP:
+        markdown = pattern.sub(" ", markdown)
+    return markdown
+
+
+def numbers(text: str) -> list[str]:
+    return [m.replace("−", "-") for m in NUMBER.findall(text)]
+
+
+def decimals(token: str) -> int:
+    mantissa = token.rstrip("%").split("e")[0]
+    return len(mantissa.split(".")[1]) if "." in mantissa else 0
+
+
+def output_text(cell: dict) -> str:
+    parts = []
+    for output in cell.get("outputs", []):
+        if output.get("output_type") == "stream":
+            parts.append("".join(output["text"]))
+        elif "text/plain" in output.get("data", {}):
+            parts.append("".join(output["data"]["text/plain"]))
+    return "\n".join(parts)
+
+
+def typed_results(notebook: dict, allowed: set[str]) -> list[str]:
+    """Numbers in the prose that equal a number the code printed but does not itself contain."""
+    code = [c for c in notebook["cells"] if c["cell_type"] == "code"]
+    printed = numbers("\n".join(output_text(c) for c in code)) + re.findall(r"-?\d+", "")
+    printed += re.findall(r"(?<![\w.])-?\d+(?![\w.]?\d)", "\n".join(output_text(c) for c in code))
+    inputs = {float(t.rstrip("%")) for t in numbers("\n".join("".join(c["source"]) for c in code))}
+    found = []
+    for cell in notebook["cells"]:
+        if cell["cell_type"] != "markdown":
+            continue
+        for token in numbers(prose("".join(cell["source"]))):
+            if token in allowed or float(token.rstrip("%")) in inputs:
+                continue
+            if token.endswith("%"):
+                hit = token in printed
+            else:
+                places = decimals(token)
+                hit = any(
+                    not t.endswith("%") and decimals(t) >= places and round(float(t), places) == float(token)
+                    for t in printed
+                )
+            if hit:
+                found.append(token)
+    return found
+
+
+def test_the_prose_filter_keeps_running_text_only():
+    text = "ELBO of $-97.6$ nats, or -97.64 here; `x = 0.25`; {glue:text}`a:.2f`; 81% of cells\n$$1.5$$"
+    assert numbers(prose(text)) == ["-97.64", "81%"]
+
+
+def test_a_typed_result_is_found_and_a_glued_one_is_not():
+    notebook = {"cells": [
+        {"cell_type": "code", "source": ["beta = 0.1\nprint(f'{-97.6412:.2f}', 0.81)"],
+         "outputs": [{"output_type": "stream", "text": ["-97.64 0.8100\n"]}]},
+        {"cell_type": "markdown", "source": ["With beta 0.1 the ELBO is −97.64, about −97.6 nats; "
+                                             "{glue:text}`elbo:.2f` is glued; 0.3 is not printed."]},
+    ]}
+    assert typed_results(notebook, set()) == ["-97.64", "-97.6"]
+
+
+@pytest.mark.skipif(not SITE, reason="set VAE_SITE to a built site, e.g. VAE_SITE=_build/html")
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_book_chapter_quotes_computed_numbers_only_through_glue(chapter):
+    notebook = json.loads((EXECUTED / f"{chapter}.ipynb").read_text())
+    typed = typed_results(notebook, ALLOWED.get(chapter, set()))
+    assert typed == [], f"{chapter}: numbers typed by hand that the code computes; glue them: {typed}"
