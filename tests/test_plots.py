@@ -123,6 +123,8 @@ def test_grid_over_codes_spans_the_central_box_top_row_first():
     grid = plots.grid_over_codes(z, n=3, coverage=1.0)
     assert grid.shape == (9, 2)
     assert grid[0].tolist() == [0.0, 1.0] and grid[2].tolist() == [10.0, 1.0] and grid[-1].tolist() == [10.0, -1.0]
+    wider = plots.grid_over_codes(z, n=3, coverage=1.0, margin=2.0)
+    torch.testing.assert_close(wider[0], grid[0] + torch.tensor([-2.0, 2.0]))
     inner = plots.grid_over_codes(z, n=3, coverage=0.5)
     assert inner[:, 0].min() == pytest.approx(2.5) and inner[:, 0].max() == pytest.approx(7.5)
 

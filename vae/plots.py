@@ -201,19 +201,22 @@ def training_curves(history: dict[str, list[float]]) -> Figure:
     return fig
 
 
-def grid_over_codes(z: Tensor, n: int = 15, coverage: float = 0.98) -> Tensor:
+def grid_over_codes(z: Tensor, n: int = 15, coverage: float = 0.98, margin: float = 0.0) -> Tensor:
     """An n-by-n grid of 2-D points [n*n, 2] over the box holding ``coverage`` of the codes ``z`` [N, 2] on each axis.
 
-    Rows run from top (largest z_2) to bottom, as :func:`vae.plots.image_grid` draws them.
+    ``margin`` widens the box by that much (in code units) on every side, to look beyond the codes.
+    Rows run from top (largest z_2) to bottom, as :func:`vae.plots.image_grid` draws them. On the CPU.
     """
     check_positive_int("n", n)
     if z.dim() != 2 or z.shape[1] != 2:
         raise ValueError(f"codes must be [N, 2], got {list(z.shape)}")
-    z = z.detach().cpu()
     if not 0 < coverage <= 1:
         raise ValueError(f"coverage must be in (0, 1], got {coverage}")
+    if margin != 0:
+        margin = check_positive("margin", margin)
+    z = z.detach().cpu()
     tail = (1 - coverage) / 2
-    lo, hi = torch.quantile(z, tail, dim=0), torch.quantile(z, 1 - tail, dim=0)
+    lo, hi = torch.quantile(z, tail, dim=0) - margin, torch.quantile(z, 1 - tail, dim=0) + margin
     z1, z2 = torch.meshgrid(torch.linspace(lo[0], hi[0], n), torch.linspace(hi[1], lo[1], n), indexing="xy")
     return torch.stack([z1.flatten(), z2.flatten()], dim=1)
 
