@@ -262,3 +262,18 @@ def test_functions_name_the_model_they_need(small_vae):
             call()
     with pytest.raises(TypeError, match="model must be a vae.VAE or vae.Autoencoder, got Linear"):
         elbo(torch.nn.Linear(2, 2), x)
+
+
+def test_the_loss_written_by_hand_from_the_models_pieces_equals_elbo():
+    """Chapter 5 writes the loss from encode, reparameterize and likelihood; it must be vae.elbo."""
+    torch.manual_seed(0)
+    model = VAE(64, [32, 16], 2, likelihood="categorical")
+    x = model.check(torch.randint(0, 17, (64, 64), generator=torch.Generator().manual_seed(1)))
+    torch.manual_seed(2)
+    mean, logvar = model.encode(x)
+    z = model.reparameterize(mean, logvar)
+    by_hand = model.likelihood(z).log_prob(x) - gaussian_kl(mean, logvar)
+    torch.manual_seed(2)
+    library = elbo(model, x).elbo
+    torch.testing.assert_close(by_hand, library, rtol=0, atol=1e-5)
+    assert by_hand.shape == (64,) and (by_hand < 0).all()
