@@ -66,7 +66,7 @@ def decimals(token: str) -> int:
 def output_text(cell: dict) -> str:
     parts = []
     for output in cell.get("outputs", []):
-        if output.get("output_type") == "stream":
+        if output.get("output_type") == "stream" and output.get("name") == "stdout":  # not progress bars
             parts.append("".join(output["text"]))
         elif "text/plain" in output.get("data", {}):
             parts.append("".join(output["data"]["text/plain"]))
@@ -76,7 +76,7 @@ def output_text(cell: dict) -> str:
 def typed_results(notebook: dict, allowed: set[str]) -> list[str]:
     """Numbers in the prose that equal a number the code printed but does not itself contain."""
     code = [c for c in notebook["cells"] if c["cell_type"] == "code"]
-    printed = numbers("\n".join(output_text(c) for c in code)) + re.findall(r"-?\d+", "")
+    printed = numbers("\n".join(output_text(c) for c in code))
     printed += re.findall(r"(?<![\w.])-?\d+(?![\w.]?\d)", "\n".join(output_text(c) for c in code))
     inputs = {float(t.rstrip("%")) for t in numbers("\n".join("".join(c["source"]) for c in code))}
     found = []
