@@ -107,7 +107,8 @@ def test_the_prose_filter_keeps_running_text_only():
 def test_a_typed_result_is_found_and_a_glued_one_is_not():
     notebook = {"cells": [
         {"cell_type": "code", "source": ["beta = 0.1\nprint(f'{-97.6412:.2f}', 0.81)"],
-         "outputs": [{"output_type": "stream", "text": ["-97.64 0.8100\n"]}]},
+         "outputs": [{"output_type": "stream", "name": "stdout", "text": ["-97.64 0.8100\n"]},
+                     {"output_type": "stream", "name": "stderr", "text": ["0.3 done\n"]}]},
         {"cell_type": "markdown", "source": ["With beta 0.1 the ELBO is −97.64, about −97.6 nats; "
                                              "{glue:text}`elbo:.2f` is glued; 0.3 is not printed."]},
     ]}
