@@ -188,3 +188,30 @@ def test_latent_explorer_has_one_slider_per_dimension():
     panel = plots.latent_explorer(small_vae(latent_dim=3), (8, 8), dims=[0, 2])
     sliders = [w for w in panel.children if w.__class__.__name__ == "FloatSlider"]
     assert [s.description for s in sliders] == ["z0", "z2"]
+
+
+def test_decoded_grids_are_labelled_with_their_codes():
+    model = small_vae()
+    grid = plots.grid_over_codes(torch.randn(200, 2), n=10)
+    ax = plots.decoded_grid(model, grid, (8, 8))
+    labels = [t.get_text() for t in ax.get_xticklabels()]
+    assert len(labels) == 5 and labels[0] == f"{grid[0, 0].item():.2g}"  # every second column of ten
+    assert ax.get_xticks()[1] == pytest.approx(2 * 9 + 3.5)  # the centre of the third column
+    assert [t.get_text() for t in ax.get_yticklabels()][0] == f"{grid[0, 1].item():.2g}"  # top row first
+    fig = plots.manifold(model, (8, 8), n=5)
+    assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == [
+        f"{v:.2g}" for v in torch.distributions.Normal(0.0, 1.0).icdf(torch.linspace(0.03, 0.97, 5)).tolist()
+    ]
+
+
+def test_codes_over_training_gives_a_player_and_a_still_of_the_last_frame():
+    snapshots = [torch.zeros(5, 2), torch.ones(5, 2)]
+    anim = plots.codes_over_training(snapshots, torch.arange(5), epochs=[1, 10])
+    bundle = anim._repr_mimebundle_()
+    assert "<script" in bundle["text/html"] and "anim" in bundle["text/html"]
+    png = __import__("base64").b64decode(bundle["image/png"])
+    assert png.startswith(b"\x89PNG")
+    with pytest.raises(ValueError, match="one snapshot per epoch"):
+        plots.codes_over_training(snapshots, torch.arange(5), epochs=[1])
+    with pytest.raises(ValueError, match=r"2-D codes \[N, 2\]"):
+        plots.codes_over_training([torch.zeros(5, 3)], torch.arange(5), epochs=[1])

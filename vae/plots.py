@@ -8,9 +8,14 @@ brought back to the CPU before matplotlib sees it.
 
 from __future__ import annotations
 
+import base64
+import io
+from dataclasses import dataclass
+
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from matplotlib.animation import FuncAnimation
 from matplotlib.figure import Figure
 from matplotlib.patches import Ellipse, Rectangle
 from sklearn.decomposition import PCA
@@ -95,6 +100,25 @@ def gaussian_ellipse(ax: plt.Axes, mean: object, cov: object, n_std: float = 2.0
     return ax.add_patch(Ellipse(_numpy(mean).astype(np.float64), width, height, angle=angle, **style))
 
 
+def code_axes(ax: plt.Axes, z1: object, z2: object, image_shape: tuple[int, int], max_ticks: int = 5) -> plt.Axes:
+    """Label a tiled grid of decoded images with the codes behind it.
+
+    ``z1`` [ncols] are the first coordinates of the columns, left to right; ``z2`` [nrows] the
+    second coordinates of the rows, top to bottom. At most ``max_ticks`` ticks per axis.
+    """
+    h, w = image_shape
+    ax.set_axis_on()
+    for side in ax.spines.values():
+        side.set_visible(False)
+    for values, size, set_ticks in ((_numpy(z1), w, ax.set_xticks), (_numpy(z2), h, ax.set_yticks)):
+        every = max(1, -(-len(values) // max_ticks))
+        picked = range(0, len(values), every)
+        set_ticks([i * (size + 1) + (size - 1) / 2 for i in picked], [f"{values[i]:.2g}" for i in picked])
+    ax.set(xlabel="$z_1$", ylabel="$z_2$")
+    ax.tick_params(length=2, pad=1)
+    return ax
+
+
 def vmax(model: VAE | Autoencoder) -> float:
     """The brightest value the model's images can take: 1, or the top grey level."""
     return model.lik.n_levels - 1 if model.lik.name == "categorical" else 1.0
@@ -163,6 +187,7 @@ def manifold(
     z = torch.stack([z1.flatten(), z2.flatten()], dim=1).to(model.device)
     fig, ax = plt.subplots(figsize=(5, 5))
     image_grid(model.decode(z), image_shape, n, ax, vmax(model))
+    code_axes(ax, grid, grid.flip(0), image_shape)
     ax.set_title(f"decoded grid, $z$ from {grid[0]:.2f} to {grid[-1]:.2f}", fontsize=9)
     return fig
 
@@ -229,11 +254,13 @@ def decoded_grid(
     holes: Tensor | None = None,
     ax: plt.Axes | None = None,
 ) -> plt.Axes:
-    """Decode a square grid of codes [n*n, 2]; shade in red the cells where ``holes`` [n*n] (bool) is true."""
+    """Decode a square grid of codes [n*n, 2] (rows from top to bottom, as :func:`grid_over_codes` makes
+    them), label the axes with the codes, and shade in red the cells where ``holes`` [n*n] (bool) is true."""
     n = int(round(len(grid) ** 0.5))
     if n * n != len(grid):
         raise ValueError(f"grid must hold a square number of points, got {len(grid)}")
     ax = image_grid(model.decode(grid), image_shape, n, ax, vmax(model))
+    code_axes(ax, grid[:n, 0], grid[::n, 1], image_shape)
     if holes is not None:
         h, w = image_shape
         for i in torch.nonzero(holes).flatten().tolist():
@@ -374,3 +401,51 @@ def latent_explorer(model: VAE, image_shape: tuple[int, int], dims: list[int] | 
         plt.show()
 
     return widgets.interactive(show, **sliders)
+
+
+@dataclass(frozen=True)
+class Animation:
+    """An animation for a notebook: an HTML/JavaScript player, with its last frame as a still image
+    for front ends that cannot run it (the notebook picks whichever it can show)."""
+
+    html: str
+    still_png: bytes
+
+    def _repr_mimebundle_(self, include=None, exclude=None) -> dict[str, object]:
+        return {"text/html": self.html, "image/png": base64.b64encode(self.still_png).decode()}
+
+
+def codes_over_training(
+    snapshots: list[Tensor], labels: Tensor, epochs: list[int], limit: float = 4.0, interval_ms: int = 400
+) -> Animation:
+    """Animate 2-D codes [N, 2], one snapshot per entry of ``epochs``, coloured by ``labels`` [N].
+
+    The axes are fixed at [-limit, limit] with the prior's 1, 2 and 3 standard-deviation circles,
+    so the frames can be compared.
+    """
+    if not snapshots or len(snapshots) != len(epochs):
+        raise ValueError(f"need one snapshot per epoch, got {len(snapshots)} snapshots and {len(epochs)} epochs")
+    frames = [_numpy(z) for z in snapshots]
+    if any(z.ndim != 2 or z.shape[1] != 2 for z in frames):
+        raise ValueError("each snapshot must hold 2-D codes [N, 2]")
+    check_positive("limit", limit)
+    fig, ax = plt.subplots(figsize=(5, 4.4), dpi=72)  # the player embeds every frame: keep them light
+    points = ax.scatter(*frames[0].T, c=_numpy(labels), cmap="tab10", s=8, vmin=-0.5, vmax=9.5)
+    fig.colorbar(points, ax=ax, ticks=range(10), label="label")
+    for r in (1, 2, 3):
+        ax.add_patch(plt.Circle((0, 0), r, fill=False, color="grey", lw=0.8, ls="--"))
+    ax.set(xlim=(-limit, limit), ylim=(-limit, limit), aspect="equal", xlabel="$z_1$", ylabel="$z_2$")
+    title = ax.set_title("")
+
+    def draw(i: int) -> None:
+        points.set_offsets(frames[i])
+        title.set_text(f"posterior means after epoch {epochs[i]}")
+
+    animation = FuncAnimation(fig, draw, frames=len(frames), interval=interval_ms)
+    with plt.rc_context({"animation.frame_format": "jpeg"}):  # half the bytes of PNG frames
+        html = animation.to_jshtml(default_mode="once")
+    draw(len(frames) - 1)
+    still = io.BytesIO()
+    fig.savefig(still, format="png", dpi=100)
+    plt.close(fig)
+    return Animation(html, still.getvalue())
