@@ -316,3 +316,19 @@ def test_load_names_what_is_wrong_with_the_file(tmp_path):
         load(written({**good, "state_dict": state}, "missing-weights.pt"))
     with pytest.raises(ValueError, match="rebuilds only"):
         load(written({**good, "class": "GAN"}, "gan.pt"))
+
+
+def test_callback_sees_every_epoch_and_changes_nothing(digits):
+    seen = []
+
+    def record(epoch, model):
+        assert not model.training
+        seen.append((epoch, model.sample(2).sum().item()))  # draws random numbers on purpose
+
+    a, b = new_model(), new_model()
+    ha = fit(a, digits.train.levels[:200], epochs=4, progress=False, callback=record)
+    hb = fit(b, digits.train.levels[:200], epochs=4, progress=False)
+    assert [e for e, _ in seen] == [1, 2, 3, 4]
+    assert ha == hb
+    with pytest.raises(TypeError, match="callback must be a function"):
+        fit(new_model(), digits.train.levels[:50], epochs=1, progress=False, callback=3)

@@ -8,6 +8,7 @@ import numbers
 import os
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -84,6 +85,7 @@ def fit(
     weight_decay: float = 0.0,
     progress: bool | None = None,
     device: str | torch.device | None = None,
+    callback: Callable[[int, VAE | Autoencoder], None] | None = None,
 ) -> dict[str, list[float]]:
     """Train ``model`` by maximising the (beta-weighted) ELBO with Adam.
 
@@ -103,6 +105,10 @@ def fit(
     Sønderby et al., 2016), which helps the decoder use the code before the KL
     pulls it to the prior. Early stopping only counts epochs after the warm-up.
     ``n_samples`` draws of z per input average the reconstruction term.
+
+    ``callback(epoch, model)``, if given, is called at the end of every epoch (numbered from 1),
+    with the model in eval mode; it may look at the model, e.g. to record its codes, but must not
+    train it. Random numbers it draws do not change the training's.
 
     The arguments and the data are checked once, here. Inside the loop nothing waits
     on the device: a NaN or inf loss, or weights that stopped being finite, are noticed
@@ -138,6 +144,8 @@ def fit(
     model.to(device)
     train = model.check(train)
     valid = model.check(valid) if valid is not None else None
+    if callback is not None and not callable(callback):
+        raise TypeError(f"callback must be a function of (epoch, model), got {type(callback).__name__}")
     if progress is None:
         progress = _interactive()
 
@@ -155,7 +163,8 @@ def fit(
     best_elbo, best_state, since_best = -math.inf, None, 0
 
     bar = tqdm(range(1, epochs + 1), disable=not progress, unit="epoch", file=sys.stderr)
-    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+    rng_devices = [device] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=rng_devices):
         torch.manual_seed(seed)
         for epoch in bar:
             model.train()
@@ -195,8 +204,12 @@ def fit(
                         since_best += 1
                     if schedule is not None:
                         schedule.step(scores["elbo"])
-                if patience is not None and since_best >= patience:
-                    break
+            if callback is not None:
+                model.eval()
+                with torch.random.fork_rng(devices=rng_devices):  # what it draws leaves training's noise alone
+                    callback(epoch, model)
+            if patience is not None and since_best >= patience:
+                break
             bar.set_postfix(status)
     bar.close()
     if patience is not None and best_state is not None:
