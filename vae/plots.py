@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import io
+import re
 from dataclasses import dataclass
 
 import matplotlib.pyplot as plt
@@ -403,6 +404,13 @@ def latent_explorer(model: VAE, image_shape: tuple[int, int], dims: list[int] | 
     return widgets.interactive(show, **sliders)
 
 
+PLAYER_ICONS = {
+    "fa fa-minus": "&minus;", "fa fa-fast-backward": "|&#x25C1;", "fa fa-step-backward": "&#x25C1;",
+    "fa fa-play fa-flip-horizontal": "&#x25C0;", "fa fa-pause": "&#x2759;&#x2759;", "fa fa-play": "&#x25B6;",
+    "fa fa-step-forward": "&#x25B7;", "fa fa-fast-forward": "&#x25B7;|", "fa fa-plus": "+",
+}
+
+
 @dataclass(frozen=True)
 class Animation:
     """An animation for a notebook: an HTML/JavaScript player, with its last frame as a still image
@@ -444,6 +452,11 @@ def codes_over_training(
     animation = FuncAnimation(fig, draw, frames=len(frames), interval=interval_ms)
     with plt.rc_context({"animation.frame_format": "jpeg"}):  # half the bytes of PNG frames
         html = animation.to_jshtml(default_mode="once")
+    # The player styles its buttons with Font Awesome from a CDN; the book works offline, so the
+    # stylesheet goes and each icon becomes a plain character.
+    html = re.sub(r'<link rel="stylesheet"\s+href="[^"]*font-awesome[^"]*">', "", html)
+    for icon, text in PLAYER_ICONS.items():
+        html = html.replace(f'<i class="{icon}"></i>', text)
     draw(len(frames) - 1)
     still = io.BytesIO()
     fig.savefig(still, format="png", dpi=100)
