@@ -3,7 +3,7 @@
 The site's repository, issue, Binder and Colab buttons read that setting. A notebook opened in
 Colab or downloaded from the site has no ``_config.yml`` beside it, so its first cell must carry the
 URL to install the library from; this script writes that cell in every notebook from the setting
-(and ``tests/test_repo.py`` fails when a notebook disagrees with it).
+(and ``tests/test_reader_path.py`` fails when a notebook disagrees with it).
 
     python book/set_repository.py                 # rewrite the install cells from _config.yml
     python book/set_repository.py https://github.com/you/your-fork   # change the setting first

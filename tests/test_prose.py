@@ -76,8 +76,8 @@ def output_text(cell: dict) -> str:
 def typed_results(notebook: dict, allowed: set[str]) -> list[str]:
     """Numbers in the prose that equal a number the code printed but does not itself contain."""
     code = [c for c in notebook["cells"] if c["cell_type"] == "code"]
-    printed = numbers("\n".join(output_text(c) for c in code))
-    printed += re.findall(r"(?<![\w.])-?\d+(?![\w.]?\d)", "\n".join(output_text(c) for c in code))
+    output = "\n".join(output_text(c) for c in code)
+    printed = numbers(output) + re.findall(r"(?<![\w.])-?\d+(?![\w.]?\d)", output)
     inputs = {float(t.rstrip("%")) for t in numbers("\n".join("".join(c["source"]) for c in code))}
     found = []
     for cell in notebook["cells"]:

@@ -23,7 +23,7 @@ import torch
 from scipy.special import logsumexp, xlogy
 from scipy.stats import multivariate_normal
 
-from vae.checks import check_data, check_positive, check_positive_int
+from vae.checks import check_data, check_positive_int
 from vae.plots import gaussian_ellipse
 
 

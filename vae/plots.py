@@ -69,12 +69,6 @@ def _check_image_shape(image_shape: tuple[int, int]) -> None:
         check_positive_int("each side of image_shape", side)
 
 
-def _check_latent(model: VAE | Autoencoder, dims: int, what: str) -> None:
-    if model.latent_dim < dims:
-        need = "a 2-D latent space" if dims == 2 else f"at least {dims} latent dimensions"
-        raise ValueError(f"{what} needs {need}, the model has {model.latent_dim}")
-
-
 def ellipse(mean: object, cov: object, n_std: float = 2.0) -> tuple[float, float, float]:
     """Width, height and angle (degrees) of the ``n_std``-standard-deviation ellipse of a 2-D Gaussian.
 
@@ -134,7 +128,8 @@ def codes(model: VAE | Autoencoder, x: Tensor) -> Tensor:
 
 def latent_scatter(model: VAE | Autoencoder, x: Tensor, labels: Tensor, ax: plt.Axes | None = None) -> Figure:
     """Scatter the codes of ``x`` coloured by label; latents above 2-D are projected by PCA."""
-    _check_latent(model, 2, "latent_scatter")
+    if model.latent_dim < 2:
+        raise ValueError(f"latent_scatter needs a 2-D latent space, the model has {model.latent_dim}")
     z = _numpy(codes(model, x))
     title = "latent space"
     if z.shape[1] > 2:
@@ -185,7 +180,7 @@ def manifold(
     else:
         grid = torch.linspace(*limits, n)
     z1, z2 = torch.meshgrid(grid, grid.flip(0), indexing="xy")
-    z = torch.stack([z1.flatten(), z2.flatten()], dim=1).to(model.device)
+    z = torch.stack([z1.flatten(), z2.flatten()], dim=1)
     fig, ax = plt.subplots(figsize=(5, 5))
     image_grid(model.decode(z), image_shape, n, ax, vmax(model))
     code_axes(ax, grid, grid.flip(0), image_shape)

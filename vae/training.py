@@ -111,8 +111,9 @@ def fit(
     train it. Random numbers it draws do not change the training's.
 
     The arguments and the data are checked once, here. Inside the loop nothing waits
-    on the device: a NaN or inf loss, or weights that stopped being finite, are noticed
-    at the end of the epoch (the last one included) and raise ``FloatingPointError``.
+    on the device: NaN or inf losses are counted there and read at the end of each epoch,
+    and after the last epoch one more forward pass checks the final update; either raises
+    ``FloatingPointError``.
 
     Returns the history: per-epoch ``lr`` (the learning rate used), ``train_elbo`` (= rec − beta · kl),
     ``train_rec``, ``train_kl`` (averaged over the epoch's batches) and, with ``valid``, ``valid_elbo``,
@@ -132,6 +133,7 @@ def fit(
         raise TypeError(f"seed must be an int >= 0, got {seed!r} ({type(seed).__name__})")
     if seed < 0:
         raise ValueError(f"seed must be an int >= 0, got {seed}")
+    seed = int(seed)
     if patience is not None:
         check_positive_int("patience", patience)
         if valid is None:
@@ -149,7 +151,7 @@ def fit(
     if progress is None:
         progress = _interactive()
 
-    generator = torch.Generator(device="cpu").manual_seed(int(seed))
+    generator = torch.Generator(device="cpu").manual_seed(seed)
     # The fused Adam updates all parameters in one kernel: the same algorithm, about 2.5 times faster
     # than the CPU's default per-tensor update on networks this small (benchmarks/throughput.py).
     fused = device.type in ("cpu", "cuda")
