@@ -1,3 +1,6 @@
+import base64
+import io
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -6,9 +9,11 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
+from matplotlib.colors import to_rgba  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+from PIL import Image  # noqa: E402
 
-from vae import VAE, Autoencoder, plots  # noqa: E402
+from vae import VAE, Autoencoder, plots, style  # noqa: E402
 from vae.plots import codes  # noqa: E402
 
 
@@ -40,8 +45,46 @@ def test_image_grid_tiles_with_a_blank_border():
 def test_latent_scatter_draws_every_point(model):
     x, y = torch.randint(0, 5, (30, 16)), torch.arange(30) % 10
     fig = plots.latent_scatter(model, x, y)
-    offsets = fig.axes[0].collections[0].get_offsets()
-    np.testing.assert_allclose(offsets, model.encode(x)[0].detach().numpy(), rtol=1e-5)
+    means = model.encode(x)[0].detach().numpy()
+    for digit, points in enumerate(fig.axes[0].collections):  # one collection per digit, in order
+        np.testing.assert_allclose(points.get_offsets(), means[y == digit], rtol=1e-5)
+
+
+def test_digit_scatter_gives_each_digit_a_colour_a_marker_and_a_name_at_its_median():
+    z = np.array([[0.0, 0.0], [2.0, 2.0], [4.0, 0.0], [10.0, 10.0]])
+    labels = np.array([3, 3, 3, 7])
+    fig, ax = plt.subplots()
+    plots.digit_scatter(ax, z, labels)
+    threes, sevens = ax.collections
+    np.testing.assert_allclose(threes.get_facecolor()[0], to_rgba(style.DIGIT_COLOURS[3]))
+    np.testing.assert_allclose(sevens.get_facecolor()[0], to_rgba(style.DIGIT_COLOURS[7]))
+    assert threes.get_paths()[0] != sevens.get_paths()[0]  # different markers
+    names = {text.get_text(): text.get_position() for text in ax.texts}
+    assert names == {"3": (2.0, 0.0), "7": (10.0, 10.0)}  # the median of each digit's points
+    assert [text.get_text() for text in ax.get_legend().get_texts()] == ["3", "7"]
+    with pytest.raises(ValueError, match=r"points \[N, 2\] and labels \[N\]"):
+        plots.digit_scatter(ax, z, labels[:3])
+
+
+def test_digit_colours_and_markers_are_ten_distinct_ones():
+    assert len(set(style.DIGIT_COLOURS)) == len(set(style.DIGIT_MARKERS)) == 10
+
+
+def test_book_png_is_twice_the_css_size_and_records_its_smallest_text():
+    with plt.rc_context(style.BOOK_STYLE):
+        fig, ax = plt.subplots(figsize=(4.0, 2.0))
+        ax.plot([0, 1], [0, 1])
+        ax.set_title("a title")  # 10 pt; the tick labels are 9 pt
+        data, size = style.png(fig)
+    with Image.open(io.BytesIO(base64.b64decode(data))) as image:
+        assert image.width / size["width"] == pytest.approx(2, abs=0.01)
+        assert image.height / size["height"] == pytest.approx(2, abs=0.01)
+        assert float(image.text[style.MIN_TEXT_KEY]) == pytest.approx(9 * 100 / 72, abs=0.01)
+    assert size["width"] == pytest.approx(4.0 * 100, abs=25)  # 100 CSS pixels per inch, cropped to the content
+    fig, ax = plt.subplots()
+    ax.set_axis_off()
+    with Image.open(io.BytesIO(base64.b64decode(style.png(fig)[0]))) as image:
+        assert style.MIN_TEXT_KEY not in image.text  # no text, nothing to record
 
 
 def test_latent_scatter_projects_higher_dimensions_with_pca():

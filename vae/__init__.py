@@ -2,7 +2,7 @@
 
 Modules: ``models`` (Autoencoder, VAE), ``objectives`` (KL, ELBO, IWAE, refined posteriors, bits/dim),
 ``training`` (fit, save, load), ``data`` (digits, toys, MNIST), ``plots`` (every figure and the
-latent-space explorer); for single chapters: ``em`` (EM for a Gaussian mixture), ``tractable`` (a
+latent-space explorer), ``style`` (the figures' sizes and colour-blind-safe colours: ``use_book_style``); for single chapters: ``em`` (EM for a Gaussian mixture), ``tractable`` (a
 model with an exact log p(x)), ``symbolic`` (the Gaussian KL derived with sympy), ``estimators``
 (pathwise vs score-function gradients), ``diagnostics`` (active units, holes); ``classroom``
 (release and grade the assignments); ``book`` (``glue``: numbers the prose quotes).
@@ -18,6 +18,7 @@ figure brings its data to the CPU itself. A CUDA GPU is used when present and ne
 from vae.book import glue
 from vae.data import load_digits, load_mnist
 from vae.models import VAE, Autoencoder
+from vae.style import use_book_style
 from vae.objectives import (
     bits_per_dim,
     elbo,
@@ -47,4 +48,5 @@ __all__ = [
     "pick_device",
     "refine_posterior",
     "save",
+    "use_book_style",
 ]

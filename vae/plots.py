@@ -19,12 +19,14 @@ import torch
 from matplotlib.animation import FuncAnimation
 from matplotlib.figure import Figure
 from matplotlib.patches import Ellipse, Rectangle
+from matplotlib.patheffects import withStroke
 from sklearn.decomposition import PCA
 from torch import Tensor
 
 from vae.checks import check_positive, check_positive_int
 from vae.diagnostics import aggregate_log_density
 from vae.models import VAE, Autoencoder
+from vae.style import COLUMN_WIDTH, DIGIT_COLOURS, DIGIT_MARKERS
 
 
 def _numpy(t: Tensor | np.ndarray) -> np.ndarray:
@@ -126,6 +128,21 @@ def codes(model: VAE | Autoencoder, x: Tensor) -> Tensor:
     return out[0] if isinstance(model, VAE) else out
 
 
+def digit_scatter(ax: plt.Axes, z: Tensor | np.ndarray, labels: Tensor | np.ndarray, size: float = 8) -> None:
+    """Scatter 2-D points ``z`` [N, 2] by digit ``labels`` [N] (0 to 9) with the book's colour and marker
+    per digit, write each digit in bold at the median of its points, and add a legend outside the axes."""
+    z, labels = _numpy(z), _numpy(labels)
+    if z.ndim != 2 or z.shape[1] != 2 or labels.shape != (len(z),):
+        raise ValueError(f"need points [N, 2] and labels [N], got {list(z.shape)} and {list(labels.shape)}")
+    for digit in np.unique(labels).astype(int):
+        here = z[labels == digit]
+        ax.scatter(*here.T, s=size, color=DIGIT_COLOURS[digit], marker=DIGIT_MARKERS[digit], lw=0, label=str(digit))
+        ax.text(*np.median(here, axis=0), str(digit), ha="center", va="center", fontsize=12, weight="bold",
+                path_effects=[withStroke(linewidth=3, foreground="white")])
+    ax.legend(title="digit", loc="center left", bbox_to_anchor=(1.0, 0.5), markerscale=1.8, handletextpad=0.2,
+              frameon=False)
+
+
 def latent_scatter(model: VAE | Autoencoder, x: Tensor, labels: Tensor, ax: plt.Axes | None = None) -> Figure:
     """Scatter the codes of ``x`` coloured by label; latents above 2-D are projected by PCA."""
     if model.latent_dim < 2:
@@ -135,11 +152,10 @@ def latent_scatter(model: VAE | Autoencoder, x: Tensor, labels: Tensor, ax: plt.
     if z.shape[1] > 2:
         pca = PCA(2).fit(z)
         z = pca.transform(z)
-        title = f"latent space, first 2 principal components ({pca.explained_variance_ratio_.sum():.0%} of variance)"
+        title = f"first 2 principal components ({pca.explained_variance_ratio_.sum():.0%} of variance)"
     if ax is None:
-        _, ax = plt.subplots(figsize=(5.5, 4.5))
-    points = ax.scatter(z[:, 0], z[:, 1], c=_numpy(labels), cmap="tab10", s=8, vmin=-0.5, vmax=9.5)
-    ax.figure.colorbar(points, ax=ax, ticks=range(10), label="label")
+        _, ax = plt.subplots(figsize=(5.2, 4.2), layout="constrained")
+    digit_scatter(ax, z, labels)
     ax.set(xlabel="$z_1$", ylabel="$z_2$", title=title)
     return ax.figure
 
@@ -210,15 +226,15 @@ def interpolation(
 
 def training_curves(history: dict[str, list[float]]) -> Figure:
     """ELBO, reconstruction log-likelihood and KL per epoch, train and (if present) validation."""
-    fig, axes = plt.subplots(1, 3, figsize=(11, 3))
-    for ax, key, title in zip(axes, ("elbo", "rec", "kl"), ("ELBO", "reconstruction log-likelihood", "KL")):
+    fig, axes = plt.subplots(1, 3, figsize=(COLUMN_WIDTH, 2.6), layout="constrained")
+    for ax, key, title in zip(axes, ("elbo", "rec", "kl"), ("ELBO", "reconstruction", "KL")):
         for split in ("train", "valid"):
             if f"{split}_{key}" in history:
                 values = history[f"{split}_{key}"]
                 ax.plot(range(1, len(values) + 1), values, label=split)
-        ax.set(title=title, xlabel="epoch", ylabel="nats per example")
-        ax.legend()
-    fig.tight_layout()
+        ax.set(title=title, xlabel="epoch")
+    axes[0].set_ylabel("nats per example")
+    axes[0].legend()
     return fig
 
 
@@ -275,11 +291,12 @@ def posterior_ellipses(
     check_positive("n_sigma", n_sigma)
     mean, logvar = (t.cpu().numpy() for t in model.encode(x))
     if ax is None:
-        _, ax = plt.subplots(figsize=(5.5, 5))
-    colours = plt.get_cmap("tab10")(_numpy(labels) % 10)
-    for m, lv, c in zip(mean, logvar, colours):
-        gaussian_ellipse(ax, m, np.diag(np.exp(lv)), n_sigma, facecolor=c, edgecolor=c, alpha=0.15, lw=0.8)
-    ax.scatter(mean[:, 0], mean[:, 1], c=colours, s=6)
+        _, ax = plt.subplots(figsize=(5.2, 4.6), layout="constrained")
+    labels = _numpy(labels).astype(int)
+    for m, lv, digit in zip(mean, logvar, labels):
+        colour = DIGIT_COLOURS[digit]
+        gaussian_ellipse(ax, m, np.diag(np.exp(lv)), n_sigma, facecolor=colour, edgecolor=colour, alpha=0.15, lw=0.8)
+    digit_scatter(ax, mean, labels, size=10)
     ax.set(xlabel="$z_1$", ylabel="$z_2$", aspect="equal",
            title=f"posteriors $q(z\\mid x)$: mean $\\pm$ {n_sigma:g} std")
     return ax.figure
@@ -300,7 +317,7 @@ def aggregate_posterior(model: VAE, x: Tensor, limit: float = 3.5, n: int = 141)
     q = aggregate_log_density(mean, logvar, z).exp().reshape(n, n).T.cpu().numpy()
     p = model.prior().log_prob(z).exp().reshape(n, n).T.cpu().numpy()
     top = max(q.max(), p.max())
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4.4), sharey=True)
+    fig, axes = plt.subplots(1, 2, figsize=(COLUMN_WIDTH, 3.0), sharey=True, layout="constrained")
     for ax, density, title in zip(axes, (q, p), ("aggregate posterior $q(z)$", "prior $p(z) = N(0, I)$")):
         image = ax.imshow(density, origin="lower", extent=(-limit, limit, -limit, limit), cmap="viridis", vmin=0, vmax=top)
         for r in (1, 2, 3):
@@ -432,16 +449,22 @@ def codes_over_training(
     if any(z.ndim != 2 or z.shape[1] != 2 for z in frames):
         raise ValueError("each snapshot must hold 2-D codes [N, 2]")
     check_positive("limit", limit)
-    fig, ax = plt.subplots(figsize=(5, 4.4), dpi=72)  # the player embeds every frame: keep them light
-    points = ax.scatter(*frames[0].T, c=_numpy(labels), cmap="tab10", s=8, vmin=-0.5, vmax=9.5)
-    fig.colorbar(points, ax=ax, ticks=range(10), label="label")
+    # The player embeds every frame: keep them light (100 CSS pixels per inch, as the book's figures).
+    fig, ax = plt.subplots(figsize=(5.2, 4.4), dpi=100, layout="constrained")
+    labels = _numpy(labels).astype(int)
+    digit_scatter(ax, frames[0], labels)
+    points = {digit: collection for digit, collection in zip(np.unique(labels), ax.collections)}
+    names = [text for text in ax.texts]
     for r in (1, 2, 3):
         ax.add_patch(plt.Circle((0, 0), r, fill=False, color="grey", lw=0.8, ls="--"))
     ax.set(xlim=(-limit, limit), ylim=(-limit, limit), aspect="equal", xlabel="$z_1$", ylabel="$z_2$")
     title = ax.set_title("")
 
     def draw(i: int) -> None:
-        points.set_offsets(frames[i])
+        for (digit, collection), name in zip(points.items(), names):
+            here = frames[i][labels == digit]
+            collection.set_offsets(here)
+            name.set_position(np.median(here, axis=0))
         title.set_text(f"posterior means after epoch {epochs[i]}")
 
     animation = FuncAnimation(fig, draw, frames=len(frames), interval=interval_ms)
