@@ -7,14 +7,19 @@ no problems means the site is fine.
   (and the target of a redirect page) must point to an existing file, and a ``#fragment`` must
   name an ``id`` in the target page. External ``http(s)`` links are not fetched, only listed.
 - `check_pages` opens every page from disk (``file://``) in headless Chromium, driven by
-  Playwright, waits for MathJax to finish, and reports images that did not load, math that
-  was not typeset, local files that failed to load, requests that would need the network,
-  and JavaScript errors. It can save a full-page screenshot of chosen pages.
+  Playwright, at a desktop's or a phone's width, waits for MathJax to finish, and reports images
+  that did not load, math that was not typeset, local files that failed to load, requests that
+  would need the network, JavaScript errors, content cut off at the side (an equation, code block,
+  output or table wider than its box without a visible scroll bar, or reaching past the text
+  column), figures whose smallest text is shown below `MIN_FIGURE_TEXT_PX`, and object reprs
+  such as ``<torch._C.Generator at 0x…>`` in cell outputs. It can save a full-page screenshot of
+  chosen pages.
 """
 
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +27,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 
 from bs4 import BeautifulSoup
+from PIL import Image
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Request, Route
@@ -38,6 +44,14 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 SETTLE_TIMEOUT_MS = 30_000  # for MathJax, fonts and images, once a page has loaded
+DESKTOP, PHONE = 1280, 390  # viewport widths, CSS pixels
+# The smallest text a figure may show, in CSS pixels: 10 px is about 7.5 pt, the smallest print size
+# that stays readable. A figure's PNG records the height of its smallest text at 100 % (vae.style).
+MIN_FIGURE_TEXT_PX = 10.0
+MIN_TEXT_KEY = "min-text-px"
+# What Python prints for an object that has no readable form, e.g. <torch._C.Generator at 0x7f…>,
+# [<matplotlib.lines.Line2D at 0x…>], <Axes: title={…}> or Text(0.5, 1.0, 'title').
+OBJECT_REPR = re.compile(r"<[\w.]+ (?:object )?at 0x[0-9a-fA-F]+>|<Axes: |^Text\(-?[\d.]+, -?[\d.]+, ", re.MULTILINE)
 
 # Attributes that point at another file, per tag.
 LINK_ATTRIBUTES = {"a": "href", "link": "href", "img": "src", "script": "src", "source": "src", "iframe": "src"}
@@ -59,7 +73,8 @@ class Problem:
 
     ``page`` is the page's path relative to the site folder (e.g. ``notebooks/05_vae_digits.html``);
     ``kind`` is one of ``broken-link``, ``missing-anchor``, ``missing-image``, ``unrendered-math``,
-    ``math-error``, ``missing-file``, ``network-request``, ``js-error``, ``timeout``; ``detail`` says what exactly.
+    ``math-error``, ``missing-file``, ``network-request``, ``js-error``, ``timeout``, ``clipped``,
+    ``small-text``, ``object-repr``; ``detail`` says what exactly.
     """
 
     page: str
@@ -154,11 +169,17 @@ def check_links(site: Path) -> LinkReport:
 
 @contextlib.contextmanager
 def open_browser() -> Iterator[Browser]:
-    """Start Debian's headless Chromium under Playwright, with a fresh profile, and close it afterwards."""
+    """Start Debian's headless Chromium under Playwright, with a fresh profile, and close it afterwards.
+
+    Scroll bars are drawn as a reader's browser draws them (Playwright hides them by default), so
+    that a box that scrolls can be told from one that cuts its content off.
+    """
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, ignore_default_args=["--hide-scrollbars"]
+        )
         try:
             yield browser
         finally:
@@ -212,8 +233,68 @@ _MATH_STATE = r"""() => {
 }"""
 
 
-def _check_page(context: BrowserContext, name: str, url: str, screenshot: Path | None) -> list[Problem]:
-    """Open one page in a new tab of the context and return its problems; save a screenshot if asked."""
+# Boxes whose content may be wider than the text column: display equations, code, cell outputs and
+# tables. Each must fit, or scroll with a visible scroll bar (at least 4 px tall), and none may reach
+# past the right edge of the article. Returns one line per box that fails.
+_CLIPPED = r"""() => {
+    const article = document.querySelector("article") || document.body;
+    const right = article.getBoundingClientRect().right;
+    const boxes = article.querySelectorAll(
+        'mjx-container[display="true"], div.highlight pre, div.cell_output .output, table');
+    const describe = box => (box.closest("div.math") ? "equation " : box.tagName.toLowerCase() + " ")
+        + JSON.stringify(box.textContent.trim().replace(/\s+/g, " ").slice(0, 50));
+    const clipped = [];
+    for (const box of boxes) {
+        const style = getComputedStyle(box);
+        if (box.scrollWidth > box.clientWidth + 1) {
+            const scrolls = style.overflowX === "auto" || style.overflowX === "scroll";
+            const bar = box.offsetHeight - box.clientHeight
+                - parseFloat(style.borderTopWidth) - parseFloat(style.borderBottomWidth);
+            if (!scrolls || bar < 4 || style.scrollbarWidth === "none") {
+                clipped.push(`${describe(box)} is ${box.scrollWidth} px wide in a ${box.clientWidth} px box `
+                    + "with no visible scroll bar");
+            }
+        }
+        const edge = box.getBoundingClientRect().right;
+        if (edge > right + 1) clipped.push(`${describe(box)} reaches ${Math.round(edge - right)} px past the text column`);
+    }
+    return clipped;
+}"""
+
+# Figures in cell outputs: each image's file, its CSS width (its width attribute, or its natural
+# width) and the width it is shown at.
+_FIGURES = r"""() => Array.from(document.querySelectorAll("article .cell_output img"))
+    .filter(img => img.naturalWidth > 0 && !img.getAttribute("src").startsWith("data:"))
+    .map(img => ({src: img.getAttribute("src"), css: Number(img.getAttribute("width")) || img.naturalWidth,
+                  shown: img.getBoundingClientRect().width}))"""
+
+# The text of every cell output.
+_OUTPUT_TEXT = r"""() => Array.from(document.querySelectorAll("article .cell_output")).map(el => el.textContent)"""
+
+
+def _small_figure_text(page_url: str, figures: list[dict]) -> list[str]:
+    """Figures whose smallest text, as recorded in the PNG and scaled to its shown width, is below
+    `MIN_FIGURE_TEXT_PX`, and PNG figures that record no size for it."""
+    found = []
+    for figure in figures:
+        path = Path(unquote(urlsplit(page_url).path)).parent / unquote(urlsplit(figure["src"]).path)
+        with Image.open(path) as image:
+            recorded = image.text.get(MIN_TEXT_KEY) if image.format == "PNG" else None
+            if image.format == "PNG" and recorded is None:
+                found.append(f"{figure['src']} records no size for its smallest text (draw it with vae.use_book_style)")
+                continue
+        if recorded is not None:
+            shown = float(recorded) * figure["shown"] / figure["css"]
+            if shown < MIN_FIGURE_TEXT_PX:
+                found.append(f"{figure['src']}: smallest text {shown:.1f} px < {MIN_FIGURE_TEXT_PX:g} px as shown")
+    return found
+
+
+def _check_page(
+    context: BrowserContext, name: str, url: str, screenshot: Path | None, figure_text: bool
+) -> list[Problem]:
+    """Open one page in a new tab of the context and return its problems; save a screenshot if asked.
+    ``figure_text`` says whether to check the size of the figures' text."""
     problems: list[Problem] = []
 
     def refuse_network(route: Route) -> None:
@@ -251,6 +332,11 @@ def _check_page(context: BrowserContext, name: str, url: str, screenshot: Path |
         problems += [Problem(name, "unrendered-math", f"not typeset: {tex!r}") for tex in math["untouched"]]
         problems += [Problem(name, "unrendered-math", f"raw TeX in the text: {text!r}") for text in math["raw"]]
         problems += [Problem(name, "math-error", error) for error in math["errors"]]
+        problems += [Problem(name, "clipped", detail) for detail in tab.evaluate(_CLIPPED)]
+        if figure_text:
+            problems += [Problem(name, "small-text", text) for text in _small_figure_text(url, tab.evaluate(_FIGURES))]
+        for text in tab.evaluate(_OUTPUT_TEXT):
+            problems += [Problem(name, "object-repr", match[0]) for match in OBJECT_REPR.finditer(text)]
         if screenshot is not None:
             screenshot.parent.mkdir(parents=True, exist_ok=True)
             tab.screenshot(path=str(screenshot), full_page=True)
@@ -266,10 +352,13 @@ def check_pages(
     pages: Collection[str] | None = None,
     screenshot_dir: Path | None = None,
     screenshot_pages: Collection[str] = (),
+    width: int = DESKTOP,
 ) -> list[Problem]:
     """Open the pages of the site in the browser and return what is wrong with them.
 
-    The pages share one fresh browser context (no stored state from earlier runs), 1280 pixels wide.
+    The pages share one fresh browser context (no stored state from earlier runs), ``width`` CSS
+    pixels wide (`DESKTOP`, or `PHONE` for a phone's layout). The size of figure text is checked at
+    desktop widths only: a phone shows a figure smaller, and the reader opens it full size.
     Redirect pages (``index.html``) are skipped: `check_links` checks where they lead.
     ``pages`` limits the check to these pages, given as paths relative to ``site`` (default: all).
     ``screenshot_pages`` are page paths relative to ``site`` too (e.g. ``book/intro.html``); each is
@@ -277,7 +366,7 @@ def check_pages(
     """
     site = site.resolve()
     problems: list[Problem] = []
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    context = browser.new_context(viewport={"width": width, "height": 900})
     try:
         for page in site_pages(site):
             name = page.relative_to(site).as_posix()
@@ -285,7 +374,7 @@ def check_pages(
                 continue
             shoot = screenshot_dir is not None and name in screenshot_pages
             screenshot = screenshot_dir / Path(name).with_suffix(".png") if shoot else None
-            problems += _check_page(context, name, page.as_uri(), screenshot)
+            problems += _check_page(context, name, page.as_uri(), screenshot, figure_text=width >= DESKTOP)
     finally:
         context.close()
     return problems

@@ -10,8 +10,10 @@ without a browser)::
 
     VAE_SITE=_build/html python -m pytest tests/test_site.py -p no:nbmake -o addopts="" -k book
 
-They check every page, save screenshots of the intro and every chapter in ``_build/screenshots``
-(next to ``html``), and plant faults in a copy of the site to show that the checks catch them there too.
+They check every page at a desktop's width and every chapter at a phone's, save screenshots of the
+intro and every chapter (and of chapters 3, 4 and 8 at the phone's width, in ``390px/``) in
+``_build/screenshots`` (next to ``html``), and plant faults in a copy of the site to show that the
+checks catch them there too.
 """
 
 import importlib.metadata
@@ -24,7 +26,8 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
-from sitecheck import CHROMIUM, Problem, check_links, check_pages, open_browser
+from PIL.PngImagePlugin import PngInfo
+from sitecheck import CHROMIUM, MIN_TEXT_KEY, PHONE, Problem, check_links, check_pages, open_browser
 
 REAL_SITE = os.environ.get("VAE_SITE")
 needs_real_site = pytest.mark.skipif(not REAL_SITE, reason="set VAE_SITE to a built site, e.g. VAE_SITE=_build/html")
@@ -45,9 +48,19 @@ PAGE = """<!DOCTYPE html>
 START = """<p>The area under <span class="math notranslate nohighlight">\\(y = x\\)</span> is in
 <a href="chapter.html#eq-area">the equation</a> of <a href="chapter.html">the chapter</a>; see also
 <a href="https://example.org/paper">the paper</a>.</p>
-<img src="_images/dot.png" alt="a red square">"""
+<img src="_images/dot.png" alt="a red square">
+<div class="cell_output"><div class="output"><pre>ELBO -80.5 nats</pre></div>
+<img src="_images/plot.png" width="300" height="150" alt="a plot"></div>"""
 CHAPTER = """<div class="math notranslate nohighlight" id="eq-area">\\[\\int_0^1 x \\, dx = \\frac{1}{2}\\]</div>
 <p><a href="start.html#top">Back to the start</a>.</p>"""
+
+
+def save_figure(path: Path, smallest_text_px: float | None) -> None:
+    """A 2x PNG figure, 600 by 300 pixels, recording its smallest text as `vae.style.png` does."""
+    info = PngInfo()
+    if smallest_text_px is not None:
+        info.add_text(MIN_TEXT_KEY, f"{smallest_text_px:.2f}")
+    Image.new("RGB", (600, 300), "white").save(path, pnginfo=info)
 
 
 def mathjax_folder() -> Path:
@@ -68,6 +81,7 @@ def clean_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (site / "chapter.html").write_text(PAGE.format(title="Chapter", body=CHAPTER))
     (site / "_images").mkdir()
     Image.new("RGB", (40, 40), "red").save(site / "_images" / "dot.png")
+    save_figure(site / "_images" / "plot.png", smallest_text_px=12.5)
     # The MathJax bundle and the fonts it draws math with.
     mathjax, copy = mathjax_folder(), site / "_static" / "mathjax"
     copy.mkdir(parents=True)
@@ -144,6 +158,41 @@ def needs_network(site: Path) -> None:
     edit(site / "start.html", "</head>", '<script src="https://cdn.example.org/library.js"></script></head>')
 
 
+def equation_cut_off(site: Path) -> None:
+    terms = " + ".join(f"x_{{{i}}}" for i in range(60))
+    edit(site / "chapter.html", "<p><a", f'<div class="math" style="overflow: hidden">\\[{terms}\\]</div><p><a')
+
+
+def code_without_scroll_bar(site: Path) -> None:
+    long_line = "total = " + " + ".join(f"term_{i}" for i in range(40))
+    code = f'<div class="highlight"><pre style="overflow-x: auto; scrollbar-width: none">{long_line}</pre></div>'
+    edit(site / "chapter.html", "<p><a", code + "<p><a")
+
+
+def table_past_the_column(site: Path) -> None:
+    edit(site / "chapter.html", "<p><a", '<table style="width: 3000px"><tr><td>wide</td></tr></table><p><a')
+
+
+def figure_text_too_small(site: Path) -> None:
+    save_figure(site / "_images" / "plot.png", smallest_text_px=6.0)
+
+
+def figure_shrunk(site: Path) -> None:
+    edit(site / "start.html", 'width="300" height="150"', 'width="300" height="150" style="width: 100px"')
+
+
+def figure_without_text_record(site: Path) -> None:
+    save_figure(site / "_images" / "plot.png", smallest_text_px=None)
+
+
+def object_repr_in_output(site: Path) -> None:
+    edit(site / "start.html", "ELBO -80.5 nats", "&lt;torch._C.Generator at 0x7f3a2c0e1b30&gt;")
+
+
+def script_error(site: Path) -> None:
+    edit(site / "start.html", "</body>", "<script>undefinedFunction();</script></body>")
+
+
 # Each fault, with the (page, kind) pairs that the link checker and the browser check must report.
 FAULTS: dict[str, tuple[Callable[[Path], None], set[tuple[str, str]], set[tuple[str, str]]]] = {
     "redirect to nowhere": (redirect_to_nowhere, {("index.html", "broken-link")}, set()),
@@ -163,6 +212,14 @@ FAULTS: dict[str, tuple[Callable[[Path], None], set[tuple[str, str]], set[tuple[
     "$$ left as text": (dollar_math_left_as_text, set(), {("chapter.html", "unrendered-math")}),
     "TeX error": (tex_error, set(), {("chapter.html", "math-error")}),
     "network request": (needs_network, set(), {("start.html", "network-request")}),
+    "equation cut off": (equation_cut_off, set(), {("chapter.html", "clipped")}),
+    "code without a scroll bar": (code_without_scroll_bar, set(), {("chapter.html", "clipped")}),
+    "table past the column": (table_past_the_column, set(), {("chapter.html", "clipped")}),
+    "figure text too small": (figure_text_too_small, set(), {("start.html", "small-text")}),
+    "figure shrunk": (figure_shrunk, set(), {("start.html", "small-text")}),
+    "figure without text record": (figure_without_text_record, set(), {("start.html", "small-text")}),
+    "object repr in an output": (object_repr_in_output, set(), {("start.html", "object-repr")}),
+    "script error": (script_error, set(), {("start.html", "js-error")}),
 }
 
 
@@ -201,7 +258,7 @@ def test_screenshots_show_whole_pages(site: Path, browser, tmp_path: Path) -> No
     check_pages(browser, site, screenshot_dir=tmp_path / "shots", screenshot_pages={"chapter.html"})
     assert [path.name for path in (tmp_path / "shots").rglob("*.png")] == ["chapter.png"]
     with Image.open(tmp_path / "shots" / "chapter.png") as shot:
-        assert shot.width == 1280 and shot.height > 3000
+        assert 1280 - 20 <= shot.width <= 1280 and shot.height > 3000  # less the page's scroll bar
 
 
 @needs_real_site
@@ -219,9 +276,16 @@ def test_book_renders_in_a_browser(browser) -> None:
     screenshots = site.parent / "screenshots"
     shutil.rmtree(screenshots, ignore_errors=True)
     problems = check_pages(browser, site, screenshot_dir=screenshots, screenshot_pages=shown)
+    # The chapters again at a phone's width; chapters 3, 4 and 8 (math, code and figures) are saved.
+    on_phone = [page for page in chapters if Path(page).name[:2] in {"03", "04", "08"}]
+    problems += check_pages(
+        browser, site, pages=chapters, width=PHONE, screenshot_dir=screenshots / f"{PHONE}px", screenshot_pages=on_phone
+    )
     assert problems == [], "\n".join(map(str, problems))
     for page in shown:
         assert (screenshots / page).with_suffix(".png").stat().st_size > 10_000, page
+    for page in on_phone:
+        assert (screenshots / f"{PHONE}px" / page).with_suffix(".png").stat().st_size > 10_000, page
 
 
 @needs_real_site
