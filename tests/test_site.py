@@ -21,6 +21,7 @@ import importlib.util
 import os
 import re
 import shutil
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -305,3 +306,18 @@ def test_book_copy_with_planted_faults_fails(browser, tmp_path: Path) -> None:
     name = page.relative_to(site).as_posix()
     assert (name, "broken-link") in found(check_links(site).problems)
     assert {(name, "missing-image"), (name, "unrendered-math")} <= found(check_pages(browser, site, pages={name}))
+
+
+@needs_real_site
+def test_book_pdf_has_a_bookmark_per_page_in_reading_order() -> None:
+    """``python book/pdf.py`` has printed the site: one bookmark per page of the book, in toc order."""
+    pypdf = pytest.importorskip("pypdf")
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "book"))
+    from pdf import PDF_NAME, book_pages
+
+    reader = pypdf.PdfReader(Path(REAL_SITE) / PDF_NAME)
+    titles = [item.title for item in reader.outline]
+    assert len(titles) == len(book_pages()) and titles[-1] == "Bibliography"
+    assert [title.split(".")[0] for title in titles[1:-2]] == [str(n) for n in range(1, len(titles) - 2)]
+    pages = [reader.get_destination_page_number(item) for item in reader.outline]
+    assert pages == sorted(pages) and len(reader.pages) > 2 * len(titles)
