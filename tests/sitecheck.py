@@ -239,8 +239,15 @@ _MATH_STATE = r"""() => {
 _CLIPPED = r"""() => {
     const article = document.querySelector("article") || document.body;
     const right = article.getBoundingClientRect().right;
-    const boxes = article.querySelectorAll(
-        'mjx-container[display="true"], div.highlight pre, div.cell_output .output, table');
+    const boxes = article.querySelectorAll('mjx-container[display="true"], div.highlight pre, '
+        + 'div.cell_output .output, .pst-scrollable-table-container, table');
+    // A box inside a scrolling box is shown through it; only the outer box must fit the column.
+    const insideScroller = box => {
+        for (let el = box.parentElement; el && el !== article; el = el.parentElement) {
+            if (["auto", "scroll"].includes(getComputedStyle(el).overflowX)) return true;
+        }
+        return false;
+    };
     const describe = box => (box.closest("div.math") ? "equation " : box.tagName.toLowerCase() + " ")
         + JSON.stringify(box.textContent.trim().replace(/\s+/g, " ").slice(0, 50));
     const clipped = [];
@@ -256,7 +263,7 @@ _CLIPPED = r"""() => {
             }
         }
         const edge = box.getBoundingClientRect().right;
-        if (edge > right + 1) clipped.push(`${describe(box)} reaches ${Math.round(edge - right)} px past the text column`);
+        if (edge > right + 1 && !insideScroller(box)) clipped.push(`${describe(box)} reaches ${Math.round(edge - right)} px past the text column`);
     }
     return clipped;
 }"""
