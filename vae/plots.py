@@ -352,7 +352,7 @@ def traversals(
     z = z0.repeat(len(dims), steps, 1)
     for row, d in enumerate(dims):
         z[row, :, d] = values
-    fig, ax = plt.subplots(figsize=(steps * 0.6 + 1.2, len(dims) * 0.62 + 0.5))
+    fig, ax = plt.subplots(figsize=(min(COLUMN_WIDTH, steps * 0.5 + 0.9), len(dims) * 0.6 + 0.5))
     image_grid(model.decode(z.reshape(-1, model.latent_dim)), image_shape, steps, ax, vmax(model))
     h = image_shape[0]
     for row, d in enumerate(dims):
@@ -381,7 +381,7 @@ def image_rows(rows: dict[str, Tensor], image_shape: tuple[int, int], vmax: dict
     if not rows:
         raise ValueError("rows must name at least one row of images")
     ncols = max(len(images) for images in rows.values())
-    fig, axes = plt.subplots(len(rows), 1, figsize=(ncols * 0.6 + 1.5, len(rows) * 0.7))
+    fig, axes = plt.subplots(len(rows), 1, figsize=(min(COLUMN_WIDTH, ncols * 0.45 + 1.9), len(rows) * 0.55))
     axes = np.atleast_1d(axes)
     for ax, (name, images) in zip(axes, rows.items()):
         image_grid(images, image_shape, ncols, ax, None if vmax is None else vmax.get(name))

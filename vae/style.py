@@ -60,6 +60,7 @@ BOOK_STYLE = {
     "axes.spines.right": False,
     "image.cmap": "viridis",
     "savefig.facecolor": "white",
+    "savefig.pad_inches": 0.03,  # the crop's margin: a figure COLUMN_WIDTH wide still fits the column
 }
 
 
@@ -90,8 +91,11 @@ def use_book_style() -> None:
 
     Every chapter calls this once at the top. Outside IPython only the style is set.
     """
-    import matplotlib.pyplot as plt  # loads the notebook's backend, which installs its own formatter first
+    import matplotlib.pyplot as plt
 
+    # Load the notebook's backend now (pyplot loads it only for the first figure): it installs its own
+    # PNG formatter, which the one below must replace.
+    plt.switch_backend(plt.get_backend())
     plt.rcParams.update(BOOK_STYLE)
     try:
         from IPython import get_ipython
