@@ -233,18 +233,24 @@ def test_latent_explorer_has_one_slider_per_dimension():
     assert [s.description for s in sliders] == ["z0", "z2"]
 
 
+def signed(value: float) -> str:
+    """A tick label as the book writes it: two significant digits, and a minus sign."""
+    return f"{value:.2g}".replace("-", "\N{MINUS SIGN}")
+
+
 def test_decoded_grids_are_labelled_with_their_codes():
     model = small_vae()
     grid = plots.grid_over_codes(torch.randn(200, 2), n=10)
     ax = plots.decoded_grid(model, grid, (8, 8))
     labels = [t.get_text() for t in ax.get_xticklabels()]
-    assert len(labels) == 5 and labels[0] == f"{grid[0, 0].item():.2g}"  # every second column of ten
+    assert len(labels) == 5 and labels[0] == signed(grid[0, 0].item())  # every second column of ten
     assert ax.get_xticks()[1] == pytest.approx(2 * 9 + 3.5)  # the centre of the third column
-    assert [t.get_text() for t in ax.get_yticklabels()][0] == f"{grid[0, 1].item():.2g}"  # top row first
+    assert [t.get_text() for t in ax.get_yticklabels()][0] == signed(grid[0, 1].item())  # top row first
     fig = plots.manifold(model, (8, 8), n=5)
     assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == [
-        f"{v:.2g}" for v in torch.distributions.Normal(0.0, 1.0).icdf(torch.linspace(0.03, 0.97, 5)).tolist()
+        signed(v) for v in torch.distributions.Normal(0.0, 1.0).icdf(torch.linspace(0.03, 0.97, 5)).tolist()
     ]
+    assert "\N{MINUS SIGN}1.88" in fig.axes[0].get_title()  # a minus sign, as matplotlib's own labels
 
 
 def test_codes_over_training_gives_a_player_and_a_still_of_the_last_frame():

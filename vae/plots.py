@@ -29,6 +29,11 @@ from vae.models import VAE, Autoencoder
 from vae.style import COLUMN_WIDTH, DIGIT_COLOURS, DIGIT_MARKERS
 
 
+def _signed(text: str) -> str:
+    """``text`` with a typographic minus sign (as matplotlib's own tick labels) for each hyphen-minus."""
+    return text.replace("-", "\N{MINUS SIGN}")
+
+
 def _numpy(t: Tensor | np.ndarray) -> np.ndarray:
     return t.detach().cpu().numpy() if isinstance(t, Tensor) else np.asarray(t)
 
@@ -110,7 +115,7 @@ def code_axes(ax: plt.Axes, z1: object, z2: object, image_shape: tuple[int, int]
     for values, size, set_ticks in ((_numpy(z1), w, ax.set_xticks), (_numpy(z2), h, ax.set_yticks)):
         every = max(1, -(-len(values) // max_ticks))
         picked = range(0, len(values), every)
-        set_ticks([i * (size + 1) + (size - 1) / 2 for i in picked], [f"{values[i]:.2g}" for i in picked])
+        set_ticks([i * (size + 1) + (size - 1) / 2 for i in picked], [_signed(f"{values[i]:.2g}") for i in picked])
     ax.set(xlabel="$z_1$", ylabel="$z_2$")
     ax.tick_params(length=2, pad=1)
     return ax
@@ -166,10 +171,10 @@ def reconstructions(model: VAE | Autoencoder, x: Tensor, image_shape: tuple[int,
     check_positive_int("n", n)
     x = x[:n]
     recon = model.decode(codes(model, x))
-    fig, axes = plt.subplots(2, 1, figsize=(n * 0.6, 1.6))
+    fig, axes = plt.subplots(2, 1, figsize=(min(n * 0.6, COLUMN_WIDTH), 1.6))
     image_grid(x, image_shape, n, axes[0], vmax(model))
     image_grid(recon, image_shape, n, axes[1], vmax(model))
-    axes[0].set_title("inputs (top) and reconstructions (bottom)", fontsize=9)
+    axes[0].set_title("inputs (top) and reconstructions (bottom)")
     return fig
 
 
@@ -200,7 +205,7 @@ def manifold(
     fig, ax = plt.subplots(figsize=(5, 5))
     image_grid(model.decode(z), image_shape, n, ax, vmax(model))
     code_axes(ax, grid, grid.flip(0), image_shape)
-    ax.set_title(f"decoded grid, $z$ from {grid[0]:.2f} to {grid[-1]:.2f}", fontsize=9)
+    ax.set_title(_signed(f"decoded grid, $z$ from {grid[0]:.2f} to {grid[-1]:.2f}"))
     return fig
 
 
@@ -209,7 +214,7 @@ def prior_samples(model: VAE, image_shape: tuple[int, int], n: int = 40, ncols: 
     """Mean images of p(x|z) for ``n`` draws z ~ p(z)."""
     fig, ax = plt.subplots(figsize=(ncols * 0.6, -(-n // ncols) * 0.6))
     image_grid(model.sample(n), image_shape, ncols, ax, vmax(model))
-    ax.set_title("samples from the prior", fontsize=9)
+    ax.set_title("samples from the prior")
     return fig
 
 
@@ -220,7 +225,7 @@ def interpolation(
     """Draw :func:`interpolate`: the decoded straight line between the codes of ``x_a`` and ``x_b`` [D]."""
     fig, ax = plt.subplots(figsize=(steps * 0.6, 0.9))
     image_grid(interpolate(model, x_a, x_b, steps), image_shape, steps, ax, vmax(model))
-    ax.set_title("interpolation in latent space", fontsize=9)
+    ax.set_title("interpolation in latent space")
     return fig
 
 
@@ -357,7 +362,7 @@ def traversals(
     h = image_shape[0]
     for row, d in enumerate(dims):
         ax.text(-1.5, row * (h + 1) + h / 2, f"$z_{{{d}}}$", ha="right", va="center")
-    ax.set_title(f"traversals: one coordinate from {-span:g} to {span:g}, the others fixed", fontsize=9)
+    ax.set_title(f"traversals: one coordinate from {-span:g} to {span:g}, the others fixed")
     return fig
 
 
@@ -385,7 +390,7 @@ def image_rows(rows: dict[str, Tensor], image_shape: tuple[int, int], vmax: dict
     axes = np.atleast_1d(axes)
     for ax, (name, images) in zip(axes, rows.items()):
         image_grid(images, image_shape, ncols, ax, None if vmax is None else vmax.get(name))
-        ax.text(-1.5, image_shape[0] / 2, name, ha="right", va="center", fontsize=9)
+        ax.text(-1.5, image_shape[0] / 2, name, ha="right", va="center")
     return fig
 
 
