@@ -246,6 +246,6 @@ def draw_mixture(
     colors = colors if colors is not None else [f"C{k}" for k in range(mixture.n_components)]
     for w, m, c, color in zip(mixture.weights, mixture.means, mixture.covs, colors):
         for s in n_std:
-            gaussian_ellipse(ax, m, c, s, fill=False, color=color, lw=0.8 + 4 * w)
-        ax.plot(*m, marker="x", color=color, ms=8, mew=2)
+            gaussian_ellipse(ax, m, c, s, fill=False, color=color, lw=0.6 + 2.5 * w)
+        ax.plot(*m, marker="x", color=color, ms=6, mew=1.5)
     return ax

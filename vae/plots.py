@@ -26,7 +26,7 @@ from torch import Tensor
 from vae.checks import check_positive, check_positive_int
 from vae.diagnostics import aggregate_log_density
 from vae.models import VAE, Autoencoder
-from vae.style import COLUMN_WIDTH, DIGIT_COLOURS, DIGIT_MARKERS
+from vae.style import COLUMN_WIDTH, DIGIT_COLOURS, DIGIT_MARKERS, LINE_COLOURS
 
 
 def _signed(text: str) -> str:
@@ -282,7 +282,7 @@ def decoded_grid(
         h, w = image_shape
         for i in torch.nonzero(holes).flatten().tolist():
             r, c = divmod(i, n)
-            ax.add_patch(Rectangle((c * (w + 1) - 0.5, r * (h + 1) - 0.5), w, h, color="tab:red", alpha=0.3, lw=0))
+            ax.add_patch(Rectangle((c * (w + 1) - 0.5, r * (h + 1) - 0.5), w, h, color=LINE_COLOURS[5], alpha=0.3, lw=0))  # vermillion
     return ax
 
 
