@@ -42,7 +42,8 @@ from vae.models import SIGMA_RANGE, VAE, check_model
 
 N_FIT = 48  # probes for the least-squares fit; it has 9 unknowns
 LOGVAR_EDGE = 50.0  # a logvar far out, where float32 still holds every correct loss's value
-TOLERANCE = 1e-3  # misfits and negligible terms, relative to the spread of the loss's values
+TOLERANCE = 1e-3  # the largest misfit the fit accepts, relative to the spread of the loss's values
+NEGLIGIBLE = 1e-5  # a column whose share of that spread is below this (or 100 misfits) is not in the loss
 COLUMNS = ("rec", "other rec", "kl mu^2", "kl sigma^2", "kl log sigma^2", "exp(2 logvar)",
            "exp(logvar/2)", "kl at z", "1")
 BOUNDARIES = ("probabilities exactly 0 or 1", f"logvar = +{LOGVAR_EDGE:g}", f"logvar = -{LOGVAR_EDGE:g}")
@@ -190,8 +191,8 @@ def make_probes(
         boundary.append({**edge, "logvar": logvar, "z": z})
     entropy = 0.0
     if likelihood == "bernoulli":
-        p = x.clamp(1e-12, 1 - 1e-12)
-        entropy = -(x * p.log() + (1 - x) * (1 - p).log()).sum(-1).mean().item()
+        p = x.double()
+        entropy = (torch.special.entr(p) + torch.special.entr(1 - p)).sum(-1).mean().item()
     return Probes(
         outputs=outputs + boundary,
         xs=xs + [x_edge] * len(boundary),
@@ -291,7 +292,7 @@ def diagnose_values(probes: Probes, values: list[float]) -> Diagnosis:
                 "Compare the loss term by term with −log p(x|z) summed over pixels and the closed-form "
                 "KL ½Σ(μ² + σ² − log σ² − 1), both averaged over the batch.", True))
         else:
-            findings += _read_fit(coef, weight, probes)
+            findings += _read_fit(coef, weight, misfit, probes)
     for name, value in zip(probes.names[N_FIT:], edges.tolist()):
         if not math.isfinite(value):
             findings.append(_boundary_finding(name, value))
@@ -329,11 +330,11 @@ def _close(u: float, v: float, rtol: float = 0.02) -> bool:
     return abs(u - v) <= rtol * max(abs(u), abs(v))
 
 
-def _read_fit(coef: Tensor, weight: Tensor, probes: Probes) -> list[Finding]:
+def _read_fit(coef: Tensor, weight: Tensor, misfit: float, probes: Probes) -> list[Finding]:
     """Findings from a fit that explains the values: the reconstruction, the KL's form, their weights,
     the overall scale and the constant."""
     rec, _, mu, var, log, _, _, at_z, one = coef.tolist()
-    used = [w >= TOLERANCE for w in weight.tolist()]
+    used = [w >= max(NEGLIGIBLE, 100 * misfit) for w in weight.tolist()]
     n = probes.batch_size
     findings = []
     if used[1]:
@@ -370,7 +371,7 @@ def _read_fit(coef: Tensor, weight: Tensor, probes: Probes) -> list[Finding]:
         findings += _weights(rec, kl, probes)
         offset = one / (abs(rec) * n)  # nats per example, in the reconstruction's units
         kl_forms = {"kl-form", "kl-variance", "kl-log-sign", "kl-log-scale"}
-        if abs(offset) > 1e-3 and not kl_forms & {f.code for f in findings}:  # a wrong form shifts the constant too
+        if abs(offset) > 1e-2 and not kl_forms & {f.code for f in findings}:  # a wrong form shifts the constant too
             findings.append(_offset(offset, kl / rec, probes))
     return findings
 
