@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -123,18 +124,18 @@ class Diagnosis:
         if math.isnan(self.a):
             fit = "no fit: too few probes gave a finite value."
         else:
-            fit = (f"loss ≈ {self.a:.4g} · rec + {self.b:.4g} · KL + {self.c:.4g}, where rec and KL are "
+            fit = (f"loss ≈ {self.a:.4g} · rec {self.b:+.4g} · KL {self.c:+.4g}, where rec and KL are "
                    f"summed over the batch of {self.batch_size} (a correct loss: {1 / self.batch_size:.4g}, "
                    f"{1 / self.batch_size:.4g}, 0); misfit {self.misfit:.1e}.")
-        if self.correct:
-            return ("Loss doctor: correct. The loss is the negative ELBO per example, in nats (the mean over "
-                    "the batch of −log p(x|z) summed over pixels, plus the KL), and it stays finite at the "
-                    f"boundaries.\n  Fit: {fit}")
-        lines = ["Loss doctor: this is not the per-example negative ELBO.", f"  Fit: {fit}"]
+        verdict = ("Loss doctor: correct. The loss is the negative ELBO per example, in nats (the mean over the "
+                   "batch of −log p(x|z) summed over pixels, plus the KL), and it stays finite at the boundaries."
+                   if self.correct else "Loss doctor: this is not the per-example negative ELBO.")
+        lines = [(verdict, "", "  "), (f"Fit: {fit}", "  ", "    ")]  # (text, first indent, indent)
         for i, f in enumerate(self.findings, 1):
             effect = "changes what is learned" if f.changes_gradient else "changes only the value"
-            lines += [f"  {i}. [{f.code}; {effect}] {f.text}", f"     Fix: {f.fix}"]
-        return "\n".join(lines)
+            lines += [(f"{i}. [{f.code}; {effect}] {f.text}", "  ", "     "), (f"Fix: {f.fix}", "     ", "     ")]
+        return "\n".join(textwrap.fill(text, 100, initial_indent=first, subsequent_indent=rest)
+                         for text, first, rest in lines)
 
 
 def make_probes(
@@ -430,7 +431,7 @@ def _weights(rec: float, kl: float, probes: Probes) -> list[Finding]:
             matches[0][0],
             f"The KL weighs {beta:.4g} times what it does in the ELBO, relative to the reconstruction: "
             + "; or ".join(words for _, words in matches) + ". A weight other than 1 changes what is "
-            "learned (above 1, codes collapse towards the prior; below 1, the prior is ignored) and the "
+            "learned (above 1, codes are pulled towards the prior and carry less; below 1, they stray from it) and the "
             "loss is no longer a bound on −log p(x).",
             "Sum −log p(x|z) over pixels and the KL over latent dimensions, average both over the batch, "
             "and add them with weight 1.", True))
