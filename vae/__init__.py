@@ -4,7 +4,8 @@ Modules: ``models`` (Autoencoder, VAE), ``objectives`` (KL, ELBO, IWAE, refined 
 ``training`` (fit, save, load), ``data`` (digits, toys, MNIST), ``plots`` (every figure and the
 latent-space explorer), ``style`` (the figures' sizes and colour-blind-safe colours: ``use_book_style``); for single chapters: ``em`` (EM for a Gaussian mixture), ``tractable`` (a
 model with an exact log p(x)), ``symbolic`` (the Gaussian KL derived with sympy), ``estimators``
-(pathwise vs score-function gradients), ``diagnostics`` (active units, holes); ``classroom``
+(pathwise vs score-function gradients), ``diagnostics`` (active units, holes); ``doctor`` (what a
+hand-written loss computes, in plain words); ``classroom``
 (release and grade the assignments); ``book`` (``glue``: numbers the prose quotes).
 
 Devices: a model lives on one device: the CPU where it is built, or where ``fit`` puts it (CUDA
@@ -17,6 +18,7 @@ figure brings its data to the CPU itself. A CUDA GPU is used when present and ne
 
 from vae.book import glue
 from vae.data import load_digits, load_mnist
+from vae.doctor import diagnose_loss
 from vae.models import VAE, Autoencoder
 from vae.style import use_book_style
 from vae.objectives import (
@@ -34,6 +36,7 @@ __all__ = [
     "VAE",
     "Autoencoder",
     "bits_per_dim",
+    "diagnose_loss",
     "elbo",
     "evaluate",
     "fit",
