@@ -124,7 +124,8 @@ class Diagnosis:
         if math.isnan(self.a):
             fit = "no fit: too few probes gave a finite value."
         else:
-            fit = (f"loss ≈ {self.a:.4g} · rec {self.b:+.4g} · KL {self.c:+.4g}, where rec and KL are "
+            b, c = (f"{'−' if v < 0 else '+'} {abs(v):.4g}" for v in (self.b, self.c))
+            fit = (f"loss ≈ {self.a:.4g} · rec {b} · KL {c}, where rec and KL are "
                    f"summed over the batch of {self.batch_size} (a correct loss: {1 / self.batch_size:.4g}, "
                    f"{1 / self.batch_size:.4g}, 0); misfit {self.misfit:.1e}.")
         verdict = ("Loss doctor: correct. The loss is the negative ELBO per example, in nats (the mean over the "
