@@ -42,6 +42,22 @@ def test_model_methods_move_cpu_inputs_to_the_models_device():
     assert ae.encode(x).device.type == "meta" and vae.elbo(ae, x).rec.device.type == "meta"
 
 
+@pytest.mark.parametrize("kwargs", [dict(prior="mixture", n_components=3), dict(prior="vamp", n_components=3),
+                                    dict(n_classes=4)])
+def test_learned_priors_and_labels_live_with_the_model(kwargs):
+    torch.manual_seed(0)
+    model = on_meta(VAE(16, [8], 2, likelihood="bernoulli", **kwargs))
+    assert all(p.device.type == "meta" for p in model.latent_prior.parameters())
+    x = torch.rand(5, 16)  # data and labels on the CPU, the model elsewhere
+    y = torch.tensor([0, 1, 2, 3, 0]) if "n_classes" in kwargs else None
+    assert model.prior().sample((3,)).device.type == "meta"
+    assert vae.elbo(model, x, n_samples=2, y=y).kl.device.type == "meta"
+    assert iwae_bound(model, x, n_samples=4, y=y).device.type == "meta"
+    assert model(x, n_samples_per_z=2, y=y)["imgs"].device.type == "meta"
+    assert model.sample(4, y=None if y is None else 1).device.type == "meta"
+    assert model.decode(torch.zeros(5, 2), y).device.type == "meta"
+
+
 def test_diagnostics_estimators_and_grids_follow_the_data():
     mean, logvar = torch.zeros(6, 2, device="meta"), torch.zeros(6, 2, device="meta")
     assert diagnostics.aggregate_log_density(mean, logvar, torch.zeros(3, 2)).device.type == "meta"

@@ -182,9 +182,9 @@ def record_elbo_calls(monkeypatch) -> list[tuple[float, int]]:
     """Make ``fit`` log the (KL weight, n_samples) of every training step."""
     calls = []
 
-    def logged(model, x, beta=1.0, n_samples=1):
+    def logged(model, x, beta=1.0, n_samples=1, posterior=None, c=None):
         calls.append((beta, n_samples))
-        return vae.objectives._elbo(model, x, beta, n_samples)
+        return vae.objectives._elbo(model, x, beta, n_samples, posterior, c)
 
     monkeypatch.setattr(vae.training, "_elbo", logged)
     return calls

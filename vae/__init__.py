@@ -1,6 +1,7 @@
 """vae: the small library behind the book *Variational Autoencoders, Step by Step*.
 
-Modules: ``models`` (Autoencoder, VAE), ``objectives`` (KL, ELBO, IWAE, refined posteriors, bits/dim),
+Modules: ``models`` (Autoencoder, VAE, conditional on a label with ``n_classes``), ``priors`` (the
+standard, mixture and VampPrior p(z)), ``objectives`` (KL, ELBO, IWAE, refined posteriors, bits/dim),
 ``training`` (fit, save, load), ``data`` (digits, toys, MNIST), ``plots`` (every figure and the
 latent-space explorer), ``style`` (the figures' sizes and colour-blind-safe colours: ``use_book_style``); for single chapters: ``em`` (EM for a Gaussian mixture), ``tractable`` (a
 model with an exact log p(x)), ``symbolic`` (the Gaussian KL derived with sympy), ``estimators``

@@ -12,7 +12,7 @@ import math
 
 import torch
 from torch import Tensor
-from torch.distributions import Normal
+from torch.distributions import Distribution, Normal
 
 from vae.checks import check_positive, check_positive_int
 from vae.models import diagonal_gaussian
@@ -69,13 +69,16 @@ def aggregate_log_density(mean: Tensor, logvar: Tensor, z: Tensor, batch_size: i
     return torch.cat(parts) - math.log(len(mean))
 
 
-def marginal_kl(mean: Tensor, logvar: Tensor, n_samples: int = 10_000, seed: int = 0) -> float:
-    """Monte Carlo estimate of KL(q(z) || p(z)) between the aggregate posterior and the prior N(0, I), nats.
+def marginal_kl(
+    mean: Tensor, logvar: Tensor, n_samples: int = 10_000, seed: int = 0, prior: Distribution | None = None
+) -> float:
+    """Monte Carlo estimate of KL(q(z) || p(z)) between the aggregate posterior and the prior, nats.
 
     Draws ``n_samples`` codes from q(z) (pick an input at random, then sample its
     q(z|x)) and averages log q(z) − log p(z). The average per-example KL splits
     into this term plus the mutual information between x and z under q
     (Hoffman and Johnson, 2016), so the mutual information is the difference.
+    The prior is N(0, I) unless ``prior`` gives another, e.g. a model's learned ``model.prior()``.
     """
     _check_pair(mean, logvar)
     check_positive_int("n_samples", n_samples)
@@ -84,7 +87,7 @@ def marginal_kl(mean: Tensor, logvar: Tensor, n_samples: int = 10_000, seed: int
     pick = torch.randint(len(mean), (n_samples,), generator=generator).to(mean.device)
     eps = torch.randn(n_samples, mean.shape[1], generator=generator, dtype=mean.dtype).to(mean.device)
     z = mean[pick] + (0.5 * logvar[pick]).exp() * eps
-    log_prior = Normal(0.0, 1.0).log_prob(z).sum(-1)
+    log_prior = Normal(0.0, 1.0).log_prob(z).sum(-1) if prior is None else prior.log_prob(z)
     return (aggregate_log_density(mean, logvar, z) - log_prior).mean().item()
 
 

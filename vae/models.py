@@ -24,6 +24,7 @@ from torch import Tensor, nn
 from torch.distributions import Bernoulli, Categorical, Distribution, Independent, Normal
 
 from vae.checks import check_data, check_nonnegative, check_positive, check_positive_int, check_tensor
+from vae.priors import VampPrior, diagonal_gaussian, make_prior
 
 LIKELIHOODS = ("bernoulli", "gaussian", "categorical")
 SIGMA_RANGE = (1e-4, 1e4)  # a Gaussian pixel scale float32 can score without over- or underflow
@@ -116,11 +117,6 @@ class Likelihood(nn.Module):
         return x / (self.n_levels - 1) if self.name == "categorical" else x
 
 
-def diagonal_gaussian(mean: Tensor, logvar: Tensor) -> Distribution:
-    """N(mean, diag(exp(logvar))) with event shape [L]: the form of every q(z|x) in the book."""
-    return Independent(Normal(mean, (0.5 * logvar).exp(), validate_args=False), 1)
-
-
 def _check_hidden(hidden_dims: list[int]) -> None:
     if not isinstance(hidden_dims, (list, tuple)):
         raise TypeError(f"hidden_dims must be a list of positive ints, got {hidden_dims!r}")
@@ -128,6 +124,15 @@ def _check_hidden(hidden_dims: list[int]) -> None:
         raise ValueError("hidden_dims must list at least one hidden layer size, got []")
     for h in hidden_dims:
         check_positive_int("each entry of hidden_dims", h)
+
+
+def with_labels(h: Tensor, c: Tensor | None) -> Tensor:
+    """``h`` [..., F] with one-hot labels ``c`` (broadcast to [..., C]) appended: [..., F + C].
+
+    This is all that makes a model conditional: its encoder sees the image and its label, and
+    its decoder the code and the label (Sohn et al., 2015). ``h`` itself when ``c`` is None.
+    """
+    return h if c is None else torch.cat([h, c.expand(*h.shape[:-1], -1)], -1)
 
 
 class _Model(nn.Module):
@@ -143,6 +148,7 @@ class _Model(nn.Module):
         sigma: float,
         learn_sigma: bool,
         dropout: float,
+        n_classes: int = 0,
     ) -> None:
         super().__init__()
         check_positive_int("input_dim", input_dim)
@@ -151,6 +157,8 @@ class _Model(nn.Module):
         dropout = check_nonnegative("dropout", dropout)
         if not dropout < 1:
             raise ValueError(f"dropout must be a probability in [0, 1), got {dropout!r}")
+        if n_classes != 0 and check_positive_int("n_classes", n_classes) < 2:
+            raise ValueError(f"a conditional model needs n_classes >= 2 (or 0 for none), got {n_classes}")
         self.lik = Likelihood(likelihood, input_dim, n_levels, sigma, learn_sigma)  # validates sigma
         self.config = dict(
             input_dim=input_dim,
@@ -164,8 +172,9 @@ class _Model(nn.Module):
         )
         self.input_dim = input_dim
         self.latent_dim = latent_dim
+        self.n_classes = n_classes
         out_dim = input_dim * self.lik.params_per_pixel
-        self.decoder = mlp([latent_dim, *reversed(hidden_dims), out_dim], dropout=dropout)
+        self.decoder = mlp([latent_dim + n_classes, *reversed(hidden_dims), out_dim], dropout=dropout)
 
     @property
     def device(self) -> torch.device:
@@ -180,13 +189,42 @@ class _Model(nn.Module):
         """A floating-point tensor ``t`` (codes, posterior parameters) moved to the model's device."""
         return check_tensor(name, t).to(self.device)
 
-    def likelihood(self, z: Tensor) -> Distribution:
-        """p(x|z) for codes ``z`` [..., L]; event shape [D]."""
-        return self.lik.distribution(self.decoder(self.on_device(z)))
+    def one_hot(self, y: Tensor | None, shape: tuple[int, ...]) -> Tensor | None:
+        """Labels ``y`` (ints ``0 .. n_classes - 1`` that broadcast to ``shape``) as one-hot rows [..., C].
 
-    def decode(self, z: Tensor) -> Tensor:
-        """The mean image of p(x|z), shape [..., D], in input units."""
-        return self.lik.mean(self.decoder(self.on_device(z)))
+        The result is on the model's device. ``None`` for an unconditional model (``n_classes=0``),
+        which takes no labels; a conditional one needs them.
+        """
+        if not self.n_classes:
+            if y is not None:
+                raise ValueError("this model is unconditional (n_classes=0): it takes no labels y")
+            return None
+        if y is None:
+            raise ValueError(f"this model is conditional (n_classes={self.n_classes}): pass the labels y")
+        y = torch.as_tensor(y)
+        if y.is_floating_point() or y.is_complex() or y.dtype == torch.bool:
+            raise TypeError(f"labels y must be integers 0..{self.n_classes - 1}, got dtype {y.dtype}")
+        try:
+            torch.broadcast_shapes(y.shape, shape)
+        except RuntimeError:
+            raise ValueError(f"labels y of shape {list(y.shape)} do not match the batch {list(shape)}") from None
+        if y.numel() and (y.min() < 0 or y.max() >= self.n_classes):
+            raise ValueError(f"labels y must lie in 0..{self.n_classes - 1}, got values in [{y.min()}, {y.max()}]")
+        return nn.functional.one_hot(y.long(), self.n_classes).float().to(self.device)
+
+    def likelihood(self, z: Tensor, y: Tensor | None = None) -> Distribution:
+        """p(x|z) for codes ``z`` [..., L], or p(x|z, y) for a conditional model; event shape [D]."""
+        z = self.on_device(z)
+        return self._likelihood(z, self.one_hot(y, z.shape[:-1]))
+
+    def _likelihood(self, z: Tensor, c: Tensor | None = None) -> Distribution:
+        """:meth:`likelihood` for codes on the model's device and labels ``c`` already one-hot [..., C]."""
+        return self.lik.distribution(self.decoder(with_labels(z, c)))
+
+    def decode(self, z: Tensor, y: Tensor | None = None) -> Tensor:
+        """The mean image of p(x|z) (or p(x|z, y)), shape [..., D], in input units."""
+        z = self.on_device(z)
+        return self.lik.mean(self.decoder(with_labels(z, self.one_hot(y, z.shape[:-1]))))
 
 
 class Autoencoder(_Model):
@@ -231,8 +269,16 @@ class VAE(_Model):
     ``VAE(input_dim, hidden_dims)`` builds an encoder input_dim -> hidden_dims
     -> (mean, logvar) and a decoder latent_dim -> reversed(hidden_dims) ->
     p(x|z). Without ``latent_dim`` the latent size is ``hidden_dims[-1] // 2``.
-    The prior is p(z) = N(0, I). ``dropout`` > 0 adds dropout after every
-    hidden layer, a regulariser for small data sets (active in ``train()`` mode only).
+    ``dropout`` > 0 adds dropout after every hidden layer, a regulariser for
+    small data sets (active in ``train()`` mode only).
+
+    The prior p(z) is N(0, I) unless ``prior`` names a learned one
+    (:mod:`vae.priors`): ``"mixture"``, a mixture of ``n_components``
+    Gaussians, or ``"vamp"``, the VampPrior with ``n_components``
+    pseudo-inputs. With ``n_classes`` > 0 the model is a conditional VAE:
+    encoder and decoder also see the label y (one-hot), it models p(x|y),
+    and every method that encodes or decodes needs the labels ``y``, ints
+    ``0 .. n_classes - 1``. The prior stays unconditional.
     """
 
     def __init__(
@@ -246,32 +292,50 @@ class VAE(_Model):
         sigma: float = 1.0,
         learn_sigma: bool = False,
         dropout: float = 0.0,
+        prior: str = "standard",
+        n_components: int = 1,
+        n_classes: int = 0,
     ) -> None:
         if latent_dim is None:
             _check_hidden(hidden_dims)
             latent_dim = hidden_dims[-1] // 2
-        super().__init__(input_dim, hidden_dims, latent_dim, likelihood, n_levels, sigma, learn_sigma, dropout)
-        self.encoder = mlp([input_dim, *hidden_dims], final_activation=True, dropout=dropout)
+        super().__init__(
+            input_dim, hidden_dims, latent_dim, likelihood, n_levels, sigma, learn_sigma, dropout, n_classes
+        )
+        if prior == "vamp" and n_classes:
+            raise ValueError("a VampPrior passes pseudo-inputs through the encoder, which needs no labels: "
+                             "use prior='mixture' or 'standard' for a conditional model")
+        self.config.update(prior=prior, n_components=n_components, n_classes=n_classes)
+        self.encoder = mlp([input_dim + n_classes, *hidden_dims], final_activation=True, dropout=dropout)
         self.to_mean = nn.Linear(hidden_dims[-1], latent_dim)
         self.to_logvar = nn.Linear(hidden_dims[-1], latent_dim)
+        self.latent_prior = make_prior(prior, n_components, latent_dim, input_dim)  # validates both
 
-    def encode(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        """Parameters of q(z|x): ``mean`` and ``logvar``, each [B, L]."""
-        return self._encode(self.check(x))
+    def encode(self, x: Tensor, y: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """Parameters of q(z|x) (q(z|x, y) for a conditional model): ``mean`` and ``logvar``, each [B, L]."""
+        x = self.check(x)
+        return self._encode(x, self.one_hot(y, x.shape[:1]))
 
-    def _encode(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        """:meth:`encode` for a batch that :meth:`check` has already validated."""
-        h = self.encoder(self.lik.scale_input(x))
+    def _encode(self, x: Tensor, c: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """:meth:`encode` for a batch that :meth:`check` has already validated (labels one-hot, if any)."""
+        h = self.encoder(with_labels(self.lik.scale_input(x), c))
         return self.to_mean(h), self.to_logvar(h)
 
-    def posterior(self, x: Tensor) -> Distribution:
+    def posterior(self, x: Tensor, y: Tensor | None = None) -> Distribution:
         """q(z|x) as a distribution with batch shape [B] and event shape [L]."""
-        return diagonal_gaussian(*self.encode(x))
+        return diagonal_gaussian(*self.encode(x, y))
 
     def prior(self) -> Distribution:
-        """p(z) = N(0, I) with event shape [L]."""
-        zeros = torch.zeros(self.latent_dim, device=self.device)
-        return diagonal_gaussian(zeros, zeros)
+        """p(z) with event shape [L]: N(0, I), or the learned prior named by ``prior``."""
+        if isinstance(self.latent_prior, VampPrior):  # the encoder's q(z|u) at the pseudo-inputs u
+            return self.latent_prior(self._encode_scaled)
+        return self.latent_prior()
+
+    def _encode_scaled(self, u: Tensor) -> tuple[Tensor, Tensor]:
+        """The encoder's ``(mean, logvar)`` for inputs ``u`` [K, D] already scaled as the network sees them
+        (the VampPrior's pseudo-inputs)."""
+        h = self.encoder(u)
+        return self.to_mean(h), self.to_logvar(h)
 
     def reparameterize(self, mean: Tensor, logvar: Tensor, n_samples_per_z: int = 1) -> Tensor:
         """Draw z = mean + exp(logvar / 2) * eps with eps ~ N(0, I).
@@ -292,29 +356,31 @@ class VAE(_Model):
         eps = torch.randn(shape, dtype=mean.dtype, device=mean.device)
         return mean + (0.5 * logvar).exp() * eps
 
-    def forward(self, x: Tensor, n_samples_per_z: int = 1) -> dict[str, Tensor]:
-        """Encode, sample and decode a batch ``x`` [B, D] (the classroom interface).
+    def forward(self, x: Tensor, n_samples_per_z: int = 1, y: Tensor | None = None) -> dict[str, Tensor]:
+        """Encode, sample and decode a batch ``x`` [B, D] (the classroom interface); ``y`` [B]: labels, if conditional.
 
         Returns a dict with
         ``imgs`` [B, D]: the decoder's mean image, averaged over the S samples;
         ``z`` [B, L] if S == 1 else [B, S, L]: the sampled codes;
         ``mean``, ``logvar`` [B, L]: the parameters of q(z|x).
         """
-        mean, logvar = self.encode(x)
+        mean, logvar = self.encode(x, y)
         z = self.reparameterize(mean, logvar, n_samples_per_z)
-        imgs = self.decode(z)
         if n_samples_per_z > 1:
-            imgs = imgs.mean(dim=-2)
+            imgs = self.decode(z, None if y is None else torch.as_tensor(y).unsqueeze(-1)).mean(dim=-2)
+        else:
+            imgs = self.decode(z, y)
         return {"imgs": imgs, "z": z, "mean": mean, "logvar": logvar}
 
     @torch.no_grad()
-    def sample(self, n: int) -> Tensor:
+    def sample(self, n: int, y: Tensor | int | None = None) -> Tensor:
         """Decode ``n`` draws from the prior: mean images, shape [n, D].
 
-        For pixel noise as well, draw from ``self.likelihood(z)``.
+        A conditional model needs the labels ``y``: one int for all n images, or n of them.
+        For pixel noise as well, draw from ``self.likelihood(z, y)``.
         """
         check_positive_int("n", n)
-        return self.decode(self.prior().sample((n,)))
+        return self.decode(self.prior().sample((n,)), y)
 
 
 def check_model(model: object, vae_only: bool = False) -> None:

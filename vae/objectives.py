@@ -15,7 +15,8 @@ import torch
 from torch import Tensor
 
 from vae.checks import check_nonnegative, check_positive, check_positive_int
-from vae.models import VAE, Autoencoder, check_model, diagonal_gaussian
+from vae.models import VAE, Autoencoder, check_model
+from vae.priors import StandardNormal, diagonal_gaussian
 
 
 def gaussian_kl(mean: Tensor, logvar: Tensor) -> Tensor:
@@ -52,21 +53,25 @@ class ELBO(NamedTuple):
     kl: Tensor
 
 
-def reconstruction_log_likelihood(model: VAE | Autoencoder, x: Tensor, z: Tensor) -> Tensor:
-    """log p(x|z) summed over pixels, in nats.
+def reconstruction_log_likelihood(
+    model: VAE | Autoencoder, x: Tensor, z: Tensor, y: Tensor | None = None
+) -> Tensor:
+    """log p(x|z) summed over pixels, in nats (log p(x|z, y) for a conditional model, labels ``y`` [B]).
 
     ``x`` is [B, D]; ``z`` is [B, L] (one code per input) or [B, S, L]
     (S codes per input), giving [B] or [B, S].
     """
     check_model(model)
-    return _log_likelihood(model, model.check(x), z)
+    x = model.check(x)
+    return _log_likelihood(model, x, model.on_device(z), model.one_hot(y, x.shape[:1]))
 
 
-def _log_likelihood(model: VAE | Autoencoder, x: Tensor, z: Tensor) -> Tensor:
+def _log_likelihood(model: VAE | Autoencoder, x: Tensor, z: Tensor, c: Tensor | None = None) -> Tensor:
     """:func:`reconstruction_log_likelihood` for a batch that ``model.check`` has already validated."""
     if z.dim() == 3:
         x = x.unsqueeze(1)
-    return model.likelihood(z).log_prob(x)
+        c = None if c is None else c.unsqueeze(1)
+    return model._likelihood(z, c).log_prob(x)
 
 
 def elbo(
@@ -75,13 +80,18 @@ def elbo(
     beta: float = 1.0,
     n_samples: int = 1,
     posterior: Posterior = None,
+    y: Tensor | None = None,
 ) -> ELBO:
     """E_q[log p(x|z)] − beta · KL(q(z|x) || p(z)) per example, in nats.
 
-    The expectation is estimated with ``n_samples`` reparameterised draws of z;
-    the KL is exact (:func:`gaussian_kl`). With ``beta = 1`` this is a lower
-    bound on log p(x). q is the encoder's, unless ``posterior`` gives its
-    ``(mean, logvar)``, each [B, L] (e.g. from :func:`refine_posterior`).
+    The expectation is estimated with ``n_samples`` reparameterised draws of z.
+    With the standard prior N(0, I) the KL is exact (:func:`gaussian_kl`); a
+    learned prior (:mod:`vae.priors`) has no closed form, and the KL is then the
+    Monte Carlo average of log q(z|x) − log p(z) over the same draws of z, an
+    unbiased estimate. With ``beta = 1`` this is a lower bound on log p(x).
+    q is the encoder's, unless ``posterior`` gives its ``(mean, logvar)``, each
+    [B, L] (e.g. from :func:`refine_posterior`). A conditional model needs the
+    labels ``y`` [B]; the result then bounds log p(x|y).
     For an :class:`Autoencoder` the KL term is 0 and the result is
     log p(x | z = encode(x)), not a bound on anything.
     """
@@ -89,6 +99,7 @@ def elbo(
     n_samples = check_positive_int("n_samples", n_samples)
     beta = check_nonnegative("beta", beta)
     x = model.check(x)
+    c = model.one_hot(y, x.shape[:1])
     if posterior is not None:
         if isinstance(model, Autoencoder):
             raise TypeError("an Autoencoder has no posterior to replace; pass posterior only with a VAE")
@@ -100,27 +111,50 @@ def elbo(
                 f"got {list(mean.shape)} and {list(logvar.shape)}"
             )
         posterior = (mean, logvar)
-    return _elbo(model, x, beta, n_samples, posterior)
+    return _elbo(model, x, beta, n_samples, posterior, c)
 
 
 def _elbo(
-    model: VAE | Autoencoder, x: Tensor, beta: float = 1.0, n_samples: int = 1, posterior: Posterior = None
+    model: VAE | Autoencoder,
+    x: Tensor,
+    beta: float = 1.0,
+    n_samples: int = 1,
+    posterior: Posterior = None,
+    c: Tensor | None = None,
 ) -> ELBO:
-    """:func:`elbo` with its arguments already validated and on the model's device: the training loop's path."""
+    """:func:`elbo` with its arguments already validated and on the model's device: the training loop's path.
+
+    ``c``: the labels of a conditional model, one-hot [B, C].
+    """
     if isinstance(model, Autoencoder):
         rec = _log_likelihood(model, x, model._encode(x))
         return ELBO(rec, rec, torch.zeros_like(rec))
-    mean, logvar = model._encode(x) if posterior is None else posterior
+    mean, logvar = model._encode(x, c) if posterior is None else posterior
     z = model.reparameterize(mean, logvar, n_samples)
-    rec = _log_likelihood(model, x, z)
+    rec = _log_likelihood(model, x, z, c)
     if n_samples > 1:
         rec = rec.mean(1)
-    kl = gaussian_kl(mean, logvar)
+    if isinstance(model.latent_prior, StandardNormal):
+        kl = gaussian_kl(mean, logvar)
+    else:
+        kl = monte_carlo_kl(model, mean, logvar, z)
     return ELBO(rec - beta * kl, rec, kl)
 
 
+def monte_carlo_kl(model: VAE, mean: Tensor, logvar: Tensor, z: Tensor) -> Tensor:
+    """KL(q(z|x) || p(z)) estimated at draws ``z`` of q: the average of log q(z|x) − log p(z), [B] nats.
+
+    q is N(mean, diag(exp(logvar))), ``mean`` and ``logvar`` [B, L]; ``z`` is [B, L] (one draw)
+    or [B, S, L]; p(z) is the model's prior. Unbiased, whatever the prior; its standard error
+    shrinks as 1/sqrt(S). :func:`_elbo` uses it for the priors without a closed-form KL.
+    """
+    draws = z if z.dim() == 3 else z.unsqueeze(1)  # [B, S, L]
+    q = diagonal_gaussian(mean.unsqueeze(1), logvar.unsqueeze(1))
+    return (q.log_prob(draws) - model.prior().log_prob(draws)).mean(1)
+
+
 def refine_posterior(
-    model: VAE, x: Tensor, steps: int = 100, lr: float = 1e-2, n_samples: int = 8
+    model: VAE, x: Tensor, steps: int = 100, lr: float = 1e-2, n_samples: int = 8, y: Tensor | None = None
 ) -> tuple[Tensor, Tensor]:
     """Close the amortisation gap: fit q(z|x) to each example by gradient ascent on its own ELBO.
 
@@ -129,61 +163,72 @@ def refine_posterior(
     ELBO with the decoder held fixed and in eval mode. The ELBO of the result
     is still a lower bound on log p(x) for the same decoder, and usually a
     tighter one than the encoder's (Cremer et al., 2018). The model's weights
-    and their gradients are left untouched. Returns ``mean``, ``logvar``, each [B, L].
+    and their gradients are left untouched. A conditional model needs the labels ``y`` [B].
+    Returns ``mean``, ``logvar``, each [B, L].
     """
     check_model(model, vae_only=True)
     check_positive_int("steps", steps)
     lr = check_positive("lr", lr)
     n_samples = check_positive_int("n_samples", n_samples)
     x = model.check(x)
+    c = model.one_hot(y, x.shape[:1])
     was_training = model.training
     model.eval()
     with torch.no_grad():
-        mean, logvar = model._encode(x)
+        mean, logvar = model._encode(x, c)
     mean.requires_grad_()
     logvar.requires_grad_()
     optimizer = torch.optim.Adam([mean, logvar], lr=lr)
     for _ in range(steps):
         # Each example's ELBO depends on its own row only, so one sum serves them all.
-        loss = -_elbo(model, x, 1.0, n_samples, (mean, logvar)).elbo.sum()
+        loss = -_elbo(model, x, 1.0, n_samples, (mean, logvar), c).elbo.sum()
         mean.grad, logvar.grad = torch.autograd.grad(loss, (mean, logvar))
         optimizer.step()
     model.train(was_training)
     return mean.detach(), logvar.detach()
 
 
-def iwae_bound(model: VAE, x: Tensor, n_samples: int = 50) -> Tensor:
+def iwae_bound(model: VAE, x: Tensor, n_samples: int = 50, y: Tensor | None = None) -> Tensor:
     """The importance-weighted bound log (1/k) Σ_i p(x, z_i) / q(z_i|x), z_i ~ q(z|x), with k = ``n_samples``.
 
     Burda et al. (2016): equals the ELBO in expectation for k = 1, never
     decreases with k in expectation, and tends to log p(x) as k grows. [B].
+    p(z) is the model's prior, learned or not. A conditional model needs the
+    labels ``y`` [B], and the bound is then on log p(x|y).
     """
     check_model(model, vae_only=True)
     n_samples = check_positive_int("n_samples", n_samples)
-    return _iwae_bound(model, model.check(x), n_samples)
+    x = model.check(x)
+    return _iwae_bound(model, x, n_samples, model.one_hot(y, x.shape[:1]))
 
 
-def _iwae_bound(model: VAE, x: Tensor, n_samples: int) -> Tensor:
-    """:func:`iwae_bound` for a batch that ``model.check`` has already validated."""
-    mean, logvar = model._encode(x)
+def _iwae_bound(model: VAE, x: Tensor, n_samples: int, c: Tensor | None = None) -> Tensor:
+    """:func:`iwae_bound` for a batch that ``model.check`` has already validated (labels one-hot, if any)."""
+    mean, logvar = model._encode(x, c)
     q = diagonal_gaussian(mean, logvar)
     z = q.rsample((n_samples,))  # [k, B, L]
-    log_w = model.likelihood(z).log_prob(x) + model.prior().log_prob(z) - q.log_prob(z)
+    log_w = model._likelihood(z, c).log_prob(x) + model.prior().log_prob(z) - q.log_prob(z)
     return torch.logsumexp(log_w, dim=0) - math.log(n_samples)
 
 
 @torch.inference_mode()
-def log_likelihood_estimate(model: VAE, x: Tensor, n_samples: int = 1000, batch_size: int = 64) -> Tensor:
+def log_likelihood_estimate(
+    model: VAE, x: Tensor, n_samples: int = 1000, batch_size: int = 64, y: Tensor | None = None
+) -> Tensor:
     """Estimate log p(x) per example with the IWAE bound for a large number ``n_samples`` of draws.
 
     Processes ``batch_size`` inputs at a time so memory stays at about
     n_samples · batch_size decoder outputs. Still a (tight) lower bound in expectation. [N].
+    A conditional model needs the labels ``y`` [N]: the estimate is then of log p(x|y).
     """
     check_model(model, vae_only=True)
     n_samples = check_positive_int("n_samples", n_samples)
     batch_size = check_positive_int("batch_size", batch_size)
     x = model.check(x)
-    return torch.cat([_iwae_bound(model, xb, n_samples) for xb in x.split(batch_size)])
+    c = model.one_hot(y, x.shape[:1])
+    batches = x.split(batch_size)
+    labels = [None] * len(batches) if c is None else c.split(batch_size)
+    return torch.cat([_iwae_bound(model, xb, n_samples, cb) for xb, cb in zip(batches, labels)])
 
 
 def bits_per_dim(nats: Tensor | float, n_dims: int) -> Tensor | float:

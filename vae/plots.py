@@ -485,3 +485,67 @@ def codes_over_training(
     fig.savefig(still, format="png", dpi=100)
     plt.close(fig)
     return Animation(html, still.getvalue())
+
+
+@torch.no_grad()
+def aggregate_vs_prior(models: dict[str, VAE], x: Tensor, limit: float = 4.0, n: int = 121) -> Figure:
+    """For each named model with a 2-D code: its aggregate posterior q(z) (top) above its prior p(z) (bottom).
+
+    q(z) is the average of the encoder's q(z|x) over the inputs ``x``; the prior is whatever the
+    model learned or was given. Each column shares one colour scale, so a prior that matches
+    q(z) looks like it. The dashed circles are 1, 2 and 3 standard deviations of N(0, I).
+    """
+    if not models:
+        raise ValueError("models must name at least one VAE")
+    for name, model in models.items():
+        if model.latent_dim != 2:
+            raise ValueError(f"aggregate_vs_prior needs 2-D codes; {name!r} has {model.latent_dim}")
+    check_positive("limit", limit)
+    check_positive_int("n", n)
+    g = torch.linspace(-limit, limit, n)
+    grid = torch.cartesian_prod(g, g)  # first coordinate varies slowest
+    fig, axes = plt.subplots(2, len(models), figsize=(3.3 * len(models), 6.4), squeeze=False)
+    for column, (name, model) in zip(axes.T, models.items()):
+        mean, logvar = model.encode(x)
+        z = grid.to(mean.device)
+        densities = [aggregate_log_density(mean, logvar, z).exp(), model.prior().log_prob(z).exp()]
+        densities = [_numpy(d).reshape(n, n).T for d in densities]
+        top = max(d.max() for d in densities)
+        for ax, density, what in zip(column, densities, ("aggregate posterior $q(z)$", "prior $p(z)$")):
+            ax.imshow(density, origin="lower", extent=(-limit, limit, -limit, limit), cmap="viridis",
+                      vmin=0, vmax=top)
+            for r in (1, 2, 3):
+                ax.add_patch(plt.Circle((0, 0), r, fill=False, color="white", lw=0.7, ls="--"))
+            ax.set_title(f"{name}: {what}", fontsize=9)
+            ax.set(xlabel="$z_1$", ylabel="$z_2$")
+    fig.tight_layout()
+    return fig
+
+
+@torch.no_grad()
+def samples_per_class(model: VAE, image_shape: tuple[int, int], n: int = 8) -> Figure:
+    """A conditional VAE's samples: one row per class, ``n`` draws z ~ p(z) decoded under that label."""
+    if not model.n_classes:
+        raise ValueError("samples_per_class needs a conditional VAE (n_classes > 0)")
+    check_positive_int("n", n)
+    rows = {f"y = {k}": model.sample(n, y=k) for k in range(model.n_classes)}
+    return image_rows(rows, image_shape, dict.fromkeys(rows, vmax(model)))
+
+
+@torch.no_grad()
+def same_code_every_label(model: VAE, z: Tensor, image_shape: tuple[int, int]) -> Figure:
+    """One row per code in ``z`` [M, L], decoded under every label of a conditional VAE (one column each).
+
+    What a row keeps is what the code holds (the style); what changes along it is the class.
+    """
+    if not model.n_classes:
+        raise ValueError("same_code_every_label needs a conditional VAE (n_classes > 0)")
+    z = model.on_device(z)
+    if z.dim() != 2 or z.shape[1] != model.latent_dim:
+        raise ValueError(f"z must be [M, {model.latent_dim}], got {list(z.shape)}")
+    labels = torch.arange(model.n_classes)
+    rows = {f"code {i + 1}": model.decode(code.expand(model.n_classes, -1), labels) for i, code in enumerate(z)}
+    fig = image_rows(rows, image_shape, dict.fromkeys(rows, vmax(model)))
+    fig.axes[0].set_title("labels " + ", ".join(str(k) for k in range(model.n_classes)) + " from left to right",
+                          fontsize=9)
+    return fig

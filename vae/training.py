@@ -42,30 +42,41 @@ def _interactive() -> bool:
     return sys.stderr.isatty() or "ipykernel" in sys.modules
 
 
-def evaluate(model: VAE | Autoencoder, x: Tensor, beta: float = 1.0, batch_size: int = 1024) -> dict[str, float]:
-    """Average ELBO, reconstruction log-likelihood and KL over ``x``, nats per example (Python floats)."""
+def evaluate(
+    model: VAE | Autoencoder, x: Tensor, beta: float = 1.0, batch_size: int = 1024, y: Tensor | None = None
+) -> dict[str, float]:
+    """Average ELBO, reconstruction log-likelihood and KL over ``x``, nats per example (Python floats).
+
+    A conditional model needs the labels ``y`` [N]. With a learned prior the KL, and so the ELBO,
+    is a Monte Carlo estimate (one draw per example; see :func:`vae.elbo`).
+    """
     check_model(model)
     beta = check_nonnegative("beta", beta)
     batch_size = check_positive_int("batch_size", batch_size)
-    return _evaluate(model, model.check(x), beta, batch_size)
+    x = model.check(x)
+    return _evaluate(model, x, beta, batch_size, model.one_hot(y, x.shape[:1]))
 
 
 @torch.inference_mode()
-def _evaluate(model: VAE | Autoencoder, x: Tensor, beta: float, batch_size: int = 1024) -> dict[str, float]:
+def _evaluate(
+    model: VAE | Autoencoder, x: Tensor, beta: float, batch_size: int = 1024, c: Tensor | None = None
+) -> dict[str, float]:
     """:func:`evaluate` for data that ``model.check`` has already validated: one wait on the device."""
     was_training = model.training
     model.eval()
     totals = torch.zeros(3, device=model.device)
-    for xb in x.split(batch_size):
-        totals += torch.stack([t.sum() for t in _elbo(model, xb, beta)])
+    batches = x.split(batch_size)
+    labels = [None] * len(batches) if c is None else c.split(batch_size)
+    for xb, cb in zip(batches, labels):
+        totals += torch.stack([t.sum() for t in _elbo(model, xb, beta, c=cb)])
     model.train(was_training)
     return dict(zip(("elbo", "rec", "kl"), (totals / len(x)).tolist()))
 
 
 @torch.no_grad()
-def _finite_after_last_step(model: VAE | Autoencoder, xb: Tensor) -> bool:
+def _finite_after_last_step(model: VAE | Autoencoder, xb: Tensor, cb: Tensor | None) -> bool:
     """Whether the loss is still finite after the final update, which no training step has seen."""
-    return bool(torch.isfinite(_elbo(model, xb).elbo).all())
+    return bool(torch.isfinite(_elbo(model, xb, c=cb).elbo).all())
 
 
 def fit(
@@ -86,6 +97,8 @@ def fit(
     progress: bool | None = None,
     device: str | torch.device | None = None,
     callback: Callable[[int, VAE | Autoencoder], None] | None = None,
+    y: Tensor | None = None,
+    valid_y: Tensor | None = None,
 ) -> dict[str, list[float]]:
     """Train ``model`` by maximising the (beta-weighted) ELBO with Adam.
 
@@ -104,7 +117,11 @@ def fit(
     the first epoch to ``beta`` at epoch ``warmup + 1`` (Bowman et al., 2016;
     Sønderby et al., 2016), which helps the decoder use the code before the KL
     pulls it to the prior. Early stopping only counts epochs after the warm-up.
-    ``n_samples`` draws of z per input average the reconstruction term.
+    ``n_samples`` draws of z per input average the reconstruction term (and, with a
+    learned prior, the Monte Carlo KL).
+
+    A conditional model (``n_classes`` > 0) trains on pairs: ``y`` [N] holds the labels of
+    ``train`` and ``valid_y`` those of ``valid``, ints ``0 .. n_classes - 1``.
 
     ``callback(epoch, model)``, if given, is called at the end of every epoch (numbered from 1),
     with the model in eval mode; it may look at the model, e.g. to record its codes, but must not
@@ -146,6 +163,10 @@ def fit(
     model.to(device)
     train = model.check(train)
     valid = model.check(valid) if valid is not None else None
+    train_c = model.one_hot(y, train.shape[:1])
+    valid_c = model.one_hot(valid_y, valid.shape[:1]) if valid is not None else None
+    if valid is None and valid_y is not None:
+        raise ValueError("valid_y labels the validation data: pass valid=... as well")
     if callback is not None and not callable(callback):
         raise TypeError(f"callback must be a function of (epoch, model), got {type(callback).__name__}")
     if progress is None:
@@ -174,15 +195,19 @@ def fit(
             # Running sums stay on the device: summed rec, summed kl, and a count of NaN or inf losses.
             totals = torch.zeros(3, device=device)
             order = torch.randperm(len(train), generator=generator).to(device)
-            for xb in train[order].split(batch_size):
-                terms = _elbo(model, xb, weight, n_samples)
+            batches = train[order].split(batch_size)
+            labels = [None] * len(batches) if train_c is None else train_c[order].split(batch_size)
+            for xb, cb in zip(batches, labels):
+                terms = _elbo(model, xb, weight, n_samples, c=cb)
                 loss = -terms.elbo.mean()
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
                 totals += torch.stack([terms.rec.detach().sum(), terms.kl.detach().sum(), (~loss.isfinite()).float()])
             rec, kl, n_bad = (totals / len(train)).tolist()  # the one wait on the device per epoch
-            if n_bad or epoch == epochs and not _finite_after_last_step(model, train[:batch_size]):
+            if n_bad or epoch == epochs and not _finite_after_last_step(
+                model, train[:batch_size], None if train_c is None else train_c[:batch_size]
+            ):
                 raise FloatingPointError(
                     f"the loss became NaN or inf in epoch {epoch}, so the model's weights are no longer "
                     f"usable; rebuild it and try a smaller learning rate than lr={lr:g}"
@@ -194,7 +219,7 @@ def fit(
             status = {"elbo": f"{rec - beta * kl:.2f}"}
 
             if valid is not None:
-                scores = _evaluate(model, valid, beta)
+                scores = _evaluate(model, valid, beta, c=valid_c)
                 for key, value in scores.items():
                     history[f"valid_{key}"].append(value)
                 status["valid"] = f"{scores['elbo']:.2f}"
