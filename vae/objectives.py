@@ -22,11 +22,12 @@ from vae.priors import StandardNormal, diagonal_gaussian
 def gaussian_kl(mean: Tensor, logvar: Tensor) -> Tensor:
     """KL(N(mean, diag(exp(logvar))) || N(0, I)) in closed form, shape [...].
 
-    Sums ½(−log σ² + σ² + μ² − 1) over the last (latent) dimension.
+    Sums ½(−log σ² + σ² + μ² − 1) over the last (latent) dimension, with σ² − 1 computed as
+    ``expm1(log σ²)``: exact near σ = 1, where the terms nearly cancel, and never below 0 after rounding.
     """
     if mean.shape != logvar.shape:
         raise ValueError(f"mean and logvar must have the same shape, got {list(mean.shape)} and {list(logvar.shape)}")
-    return 0.5 * (-logvar + logvar.exp() + mean.pow(2) - 1).sum(-1)
+    return 0.5 * (torch.expm1(logvar) - logvar + mean.pow(2)).sum(-1)
 
 
 def gaussian_kl_mc(mean: Tensor, logvar: Tensor, n_samples: int = 1000) -> Tensor:
