@@ -4,8 +4,9 @@ Modules: ``models`` (Autoencoder, VAE), ``objectives`` (KL, ELBO, IWAE, refined 
 ``training`` (fit, save, load), ``data`` (digits, toys, MNIST), ``plots`` (every figure and the
 latent-space explorer); for single chapters: ``em`` (EM for a Gaussian mixture), ``tractable`` (a
 model with an exact log p(x)), ``symbolic`` (the Gaussian KL derived with sympy), ``estimators``
-(pathwise vs score-function gradients), ``diagnostics`` (active units, holes); ``classroom``
-(release and grade the assignments); ``book`` (``glue``: numbers the prose quotes).
+(pathwise vs score-function gradients), ``diagnostics`` (active units, holes); ``book`` (``glue``:
+numbers the prose quotes). The assignments' grading tools are instructor tooling beside this
+library, in the top-level ``classroom`` package.
 
 Devices: a model lives on one device: the CPU where it is built, or where ``fit`` puts it (CUDA
 when available, unless ``device=`` says otherwise). Every public function takes tensors on any
