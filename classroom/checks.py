@@ -35,10 +35,12 @@ class Check:
 
 
 class Mismatch(AssertionError):
-    """A check's failure with what it expected and what it got, both formatted by the grader."""
+    """A check's failure with what it expected (a value, or the check's own words) and what it got,
+    both formatted by the grader."""
 
     def __init__(self, expected, got):
-        super().__init__(f"expected {describe(expected)}, got {describe(got)}")
+        expected = expected if isinstance(expected, str) else describe(expected)
+        super().__init__(f"expected {expected}, got {describe(got)}")
 
 
 # The code that runs first and last in the submission's kernel: private names, so that the student's

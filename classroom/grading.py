@@ -104,9 +104,10 @@ def _digest(paths: list[Path]) -> str:
 
 
 def _read_result(path: Path, limit: int):
-    """Parsed JSON from a file the sandbox wrote, if it is a regular file under ``limit`` bytes."""
+    """Parsed JSON from a file the sandbox wrote, if it is a regular file under ``limit`` bytes (not
+    a link, and not a pipe, which could block the grader)."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     except OSError:
         return None
     with os.fdopen(fd, "rb") as f:

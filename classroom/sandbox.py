@@ -83,7 +83,7 @@ def _bwrap_args(home: Path, files: dict[str, Path], uid: int | None, info_fd: in
             args += ["--ro-bind", str(top), str(top)]
     made = {"/usr", "/tmp", "/proc", "/dev"}
     for path in sorted({Path(sys.prefix), Path(sys.base_prefix), Path(os.path.realpath(sys.executable)).parents[1]}):
-        if not any(str(path).startswith(m + "/") or str(path) == m for m in made):
+        if not (path == Path("/usr") or Path("/usr") in path.parents):  # /usr is bound already
             args += _read_only(path, made)
     args += _read_only(Path(vae.__file__).parent, made, f"{BOOK}/vae")
     for inside, outside in files.items():
