@@ -90,6 +90,11 @@ def student_name(path: Path) -> str | None:
     return stem
 
 
+def _row_name(path: Path) -> str:
+    """The student's name, or for a file that cannot name one, its file name with odd characters escaped."""
+    return student_name(path) or path.name.encode("unicode_escape").decode()
+
+
 def spreadsheet_safe(text: str) -> str:
     """``text`` with a leading apostrophe if a spreadsheet would read it as a formula."""
     return "'" + text if text.startswith(FORMULA_START) else text
@@ -164,11 +169,10 @@ def _score(checks: list[Check], inputs: dict, results) -> tuple[dict[str, float]
 
 @dataclass(frozen=True)
 class Assignment:
-    """What grading one assignment needs: its name, checks, and the release files they came from."""
+    """What grading one assignment needs: its name and its checks module."""
 
     name: str
     checks: ModuleType
-    files: list[Path]
 
     @property
     def possible(self) -> dict[str, float]:
@@ -241,7 +245,7 @@ def grade(
     notebooks = sorted(p for p in folder.glob("*.ipynb"))
     if not notebooks:
         raise FileNotFoundError(f"no submitted notebooks (*.ipynb) in {folder}")
-    released = Assignment(assignment, load_checks(checks_file), [checks_file])
+    released = Assignment(assignment, load_checks(checks_file))
     possible = released.possible
     limits = sandbox.Limits(total_timeout, memory, processes)
     out = Path(out) if out is not None else folder / "grades.csv"
@@ -254,13 +258,16 @@ def grade(
 
     def one(path: Path) -> Grade:
         if student_name(path) is None:
-            name = path.name.encode("unicode_escape").decode()
             return Grade(
-                name, dict.fromkeys(possible, 0.0), possible, "not graded: the file name cannot name a student"
+                _row_name(path),
+                dict.fromkeys(possible, 0.0),
+                possible,
+                "not graded: the file name cannot name a student",
             )
         if _digest(watched) != digest:
-            name = student_name(path) or path.name
-            return Grade(name, dict.fromkeys(possible, 0.0), possible, "not graded: files changed during grading")
+            return Grade(
+                student_name(path), dict.fromkeys(possible, 0.0), possible, "not graded: files changed during grading"
+            )
         uid = uids.get()
         try:
             return grade_notebook(path, released, limits, timeout, work, uid)
@@ -281,8 +288,7 @@ def grade(
 def _write(out: Path, possible: dict[str, float], grades: list[Grade], notebooks: list[Path]) -> None:
     """The CSV (always, with a row per file even if grading stopped early) and the feedback files."""
     done = {g.student for g in grades}
-    names = [student_name(p) or p.name.encode("unicode_escape").decode() for p in notebooks]
-    missing = [n for n in names if n not in done]
+    missing = [n for n in map(_row_name, notebooks) if n not in done]
     rows = [*grades, *(Grade(m, dict.fromkeys(possible, 0.0), possible, "not graded") for m in missing)]
     with open(out, "w", newline="") as f:
         writer = csv.writer(f)

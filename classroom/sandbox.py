@@ -186,10 +186,14 @@ def _child_pid(info: int, seconds: float) -> int | None:
 
 def _end(proc: subprocess.Popen, child: int | None) -> None:
     """Kill the sandbox's first process (the kernel then kills the rest of its PID namespace) and
-    bwrap, and wait for bwrap: it exits only once its child, and so the namespace, is gone."""
-    if child is not None:
+    bwrap, and wait for bwrap: it exits only once its child, and so the namespace, is gone. While
+    bwrap runs, its child has not been reaped, so its pid cannot belong to another process."""
+    if proc.poll() is None:
         try:
-            os.kill(child, signal.SIGKILL)
+            if child is not None:
+                os.kill(child, signal.SIGKILL)
+            else:  # bwrap never said: kill it, and --die-with-parent takes its child down with it
+                os.killpg(proc.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
     try:
