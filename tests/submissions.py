@@ -20,6 +20,14 @@ def append(nb, *sources):
     return nb
 
 
+def after_imports(nb, source):
+    """``nb`` with a cell of ``source`` right after its imports, where a patch takes effect before
+    anything is checked (otter 7 ran the old in-kernel checks without cells appended at the end)."""
+    i = next(i for i, c in enumerate(nb.cells) if c.cell_type == "code" and c.source.startswith("import "))
+    nb.cells.insert(i + 1, nbformat.v4.new_code_cell(source))
+    return nb
+
+
 # Swallows every exception, the per-cell time limit's included: only the limit on the whole
 # submission stops it.
 BUSY = "import time\nwhile True:\n    try:\n        time.sleep(100)\n    except BaseException:\n        pass\n"
@@ -214,9 +222,9 @@ def adversarial(solutions, handout, name):
 
     ``zz_victim`` and ``zz_victim2`` are classmates' notebooks that others attack."""
     subs = {"zz_victim": attack("x = 1"), "zz_victim2": attack("x = 2")}
-    subs["patch_runner"] = append(handout(), PATCH_RUNNER)
+    subs["patch_runner"] = after_imports(handout(), PATCH_RUNNER)
     if name == "a1_em_mixture":
-        subs["patch_numpy"] = append(handout(), PATCH_NUMPY)
+        subs["patch_numpy"] = after_imports(handout(), PATCH_NUMPY)
         subs["tamper_autograder"] = attack(TAMPER.replace("POINTS", "False"))
         subs["hundred_points"] = attack(TAMPER.replace("POINTS", "True"))
         subs["vandal"] = attack(VANDAL)
@@ -229,7 +237,7 @@ def adversarial(solutions, handout, name):
         subs["=1+2"] = attack("x = 1")
         subs["@SUM(A1)"] = attack("x = 1")
     if name == "a2_vae_digits":
-        subs["patch_torch"] = append(handout(), PATCH_TORCH)
+        subs["patch_torch"] = after_imports(handout(), PATCH_TORCH)
         copy = edit(solutions(), "class VAE", lambda s: s.replace(s[s.index('return {"imgs"') :], COPY_FORWARD + "\n"))
         untrained = "model = VAE(64, [128, 64], 8)\nlosses = [44.0, 1.0]\n"
         subs["copy_forward"] = edit(copy, "torch.manual_seed(0)\nmodel", lambda s: untrained)
