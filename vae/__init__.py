@@ -3,11 +3,13 @@
 Modules: ``models`` (Autoencoder, VAE, conditional on a label with ``n_classes``), ``priors`` (the
 standard, mixture and VampPrior p(z)), ``objectives`` (KL, ELBO, IWAE, refined posteriors, bits/dim),
 ``training`` (fit, save, load), ``data`` (digits, toys, MNIST), ``plots`` (every figure and the
-latent-space explorer), ``style`` (the figures' sizes and colour-blind-safe colours: ``use_book_style``); for single chapters: ``em`` (EM for a Gaussian mixture), ``tractable`` (a
+latent-space explorer), ``style`` (the figures' sizes and colour-blind-safe colours:
+``use_book_style``); for single chapters: ``em`` (EM for a Gaussian mixture), ``tractable`` (a
 model with an exact log p(x)), ``symbolic`` (the Gaussian KL derived with sympy), ``estimators``
 (pathwise vs score-function gradients), ``diagnostics`` (active units, holes); ``doctor`` (what a
-hand-written loss computes, in plain words); ``classroom``
-(release and grade the assignments); ``book`` (``glue``: numbers the prose quotes).
+hand-written loss computes, in plain words); ``book`` (``glue``: numbers the prose quotes). The
+assignments' grading tools are instructor tooling beside this library, in the top-level
+``classroom`` package.
 
 Devices: a model lives on one device: the CPU where it is built, or where ``fit`` puts it (CUDA
 when available, unless ``device=`` says otherwise). Every public function takes tensors on any

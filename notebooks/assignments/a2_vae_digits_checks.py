@@ -1,0 +1,294 @@
+"""The checks that grade assignment 2 (build and train a VAE), run by ``python -m classroom``.
+
+The probe calls the submission's model and functions on inputs drawn afresh for each submission;
+the tests compare the plain results with values computed here. The trained model is scored here
+too: the probe returns only the encoder's means and log-variances for the test images and the
+decoder's probabilities for codes built from noise this module can recompute, and the ELBO is
+computed from those numbers, so a model that copies its input into its output gains nothing.
+"""
+
+import math
+
+import numpy as np
+import torch
+
+from classroom.checks import Check, Mismatch, array, close
+from vae.data import load_digits
+
+PASSES = 3  # samples of z per test image for the test ELBO
+
+
+def test_images() -> np.ndarray:
+    """The 447 binarised test digits [447, 64], as the notebook makes them."""
+    return (load_digits().test.x > 0.5).double().numpy()
+
+
+def draw(rng: np.random.Generator) -> dict:
+    """Inputs for one submission."""
+    return {
+        "moment_mean": rng.uniform(-2.0, 2.0, size=(1, 2)).tolist(),
+        "moment_std": rng.uniform(0.5, 2.0, size=(1, 2)).tolist(),
+        "single_mean": rng.normal(size=(6, 3)).tolist(),
+        "kl_mean": rng.normal(size=(2, 5, 4)).tolist(),
+        "kl_logvar": rng.normal(size=(2, 5, 4)).tolist(),
+        "binary": (rng.random((4, 64)) > 0.5).astype(float).tolist(),
+        "seed": int(rng.integers(2**31)),
+        "test": "".join("1" if v else "0" for v in test_images().ravel()),
+    }
+
+
+PROBE = """\
+import torch as _torch
+_T = lambda name: _torch.tensor(INPUTS[name], dtype=_torch.float32)
+# %%
+_torch.manual_seed(INPUTS["seed"])
+record("encode", lambda: VAE(64, [32, 16], 3).encode(_torch.rand(5, 64)))
+record("decode", lambda: VAE(64, [32, 16], 3).decode(_torch.randn(5, 3)))
+def _forward():
+    model = VAE(64, [32, 16], 3)
+    return model(_torch.rand(5, 64)), model(_torch.rand(5, 64), n_samples_per_z=4)
+record("forward", _forward)
+def _average():
+    model = VAE(64, [16], 2)
+    out = model(_torch.rand(3, 64), n_samples_per_z=6)
+    return out["imgs"], model.decode(out["z"])
+record("average", _average)
+# %%
+record("moments", lambda: VAE(4, [4], 2).reparameterize(_T("moment_mean"), 2 * _T("moment_std").log(), n_samples_per_z=20000))
+def _gradients():
+    mean = _torch.zeros(3, 2, requires_grad=True)
+    logvar = _torch.zeros(3, 2, requires_grad=True)
+    VAE(4, [4], 2).reparameterize(mean, logvar, n_samples_per_z=7).sum().backward()
+    return mean.grad, logvar.grad
+record("gradients", _gradients)
+def _single():
+    model, mean = VAE(4, [4], 3), _T("single_mean")
+    z1, z2 = model.reparameterize(mean, _torch.zeros(6, 3)), model.reparameterize(mean, _torch.zeros(6, 3))
+    return z1, z2, model.reparameterize(mean, _torch.full((6, 3), -30.0))
+record("single", _single)
+# %%
+record("kl_zero", lambda: gaussian_kl(_torch.zeros(4, 3), _torch.zeros(4, 3)))
+record("kl_two", lambda: gaussian_kl(_torch.tensor([[2.0]]), _torch.tensor([[0.0]])))
+record("kl_log_sigma_one", lambda: gaussian_kl(_torch.tensor([[0.0]]), _torch.tensor([[2.0]])))
+record("kl_random", lambda: gaussian_kl(_T("kl_mean"), _T("kl_logvar")))
+# %%
+class _Flat(_torch.nn.Module):
+    def forward(self, x, n_samples_per_z=1):
+        b = x.shape[0]
+        return {"imgs": _torch.full((b, 64), 0.5), "z": _torch.zeros(b, 2), "mean": _torch.zeros(b, 2), "logvar": _torch.zeros(b, 2)}
+class _Sharp(_torch.nn.Module):
+    def forward(self, x, n_samples_per_z=1):
+        b = x.shape[0]
+        mean = _torch.tensor([[2.0, 0.0]]).expand(b, 2)
+        return {"imgs": 0.8 * x + 0.1, "z": mean, "mean": mean, "logvar": _torch.zeros(b, 2)}
+record("elbo_flat", lambda: elbo(_Flat(), _T("binary")))
+record("elbo_sharp", lambda: elbo(_Sharp(), _T("binary")))
+# %%
+record("trained", lambda: {"is_vae": type(model) is VAE, "losses": [float(v) for v in losses]})
+def _scored():
+    x = _torch.tensor([float(c) for c in INPUTS["test"]]).reshape(-1, 64)
+    model.eval()
+    with _torch.no_grad():
+        mean, logvar = model.encode(x)
+        zs, probs = [], []
+        for s in range(PASSES):
+            eps = _torch.randn(mean.shape, generator=_torch.Generator().manual_seed(INPUTS["seed"] + s))
+            zs.append(mean + _torch.exp(0.5 * logvar) * eps)
+            probs.append(model.decode(zs[-1]))
+    return {"mean": mean, "logvar": logvar, "z": _torch.stack(zs), "probs": _torch.stack(probs)}
+record("scored", _scored)
+""".replace("PASSES", str(PASSES))
+
+
+def test_neg_elbo(inputs: dict, got) -> float:
+    """The test -ELBO in nats per image, computed here from the encoder's and decoder's outputs."""
+    assert isinstance(got, dict) and set(got) == {"mean", "logvar", "z", "probs"}, "could not score the model"
+    x = test_images()
+    mean, logvar = array(got["mean"]), array(got["logvar"])
+    assert mean.ndim == 2 and mean.shape[0] == len(x) and logvar.shape == mean.shape, "encode gave the wrong shapes"
+    eps = torch.stack(
+        [torch.randn(mean.shape, generator=torch.Generator().manual_seed(inputs["seed"] + s)) for s in range(PASSES)]
+    ).double()
+    z = mean + np.exp(0.5 * logvar) * eps.numpy()
+    close(array(got["z"], z.shape), z, rtol=1e-4, atol=1e-4)  # the codes decoded are the ones drawn here
+    p = np.clip(array(got["probs"], (PASSES, *x.shape)), 1.1920928955078125e-07, 1 - 1.1920928955078125e-07)
+    reconstruction = (x * np.log(p) + (1 - x) * np.log1p(-p)).sum(-1)
+    kl = 0.5 * (mean**2 + np.exp(logvar) - logvar - 1).sum(-1)
+    value = float(np.mean(kl - reconstruction))
+    assert math.isfinite(value), "the test -ELBO is not finite"
+    return value
+
+
+def _encode(i, got):
+    assert isinstance(got["encode"], list) and len(got["encode"]) == 2, "encode should return (mean, logvar)"
+    array(got["encode"][0], (5, 3))
+    array(got["encode"][1], (5, 3))
+
+
+def _decode(i, got):
+    imgs = array(got["decode"], (5, 64))
+    assert np.all(imgs > 0) and np.all(imgs < 1), "decode gave values outside (0, 1)"
+
+
+def _forward(i, got):
+    one, four = got["forward"]
+    shapes = {"imgs": (5, 64), "z": (5, 3), "mean": (5, 3), "logvar": (5, 3)}
+    for out, z_shape in ((one, (5, 3)), (four, (5, 4, 3))):
+        assert isinstance(out, dict) and set(shapes) <= set(out), (
+            "forward should return a dict with imgs, z, mean, logvar"
+        )
+        for key, shape in {**shapes, "z": z_shape}.items():
+            array(out[key], shape)
+
+
+def _average(i, got):
+    imgs, decoded = got["average"]
+    close(imgs, array(decoded, (3, 6, 64)).mean(axis=1), rtol=0, atol=1e-6)
+
+
+def _moments(i, got):
+    z = array(got["moments"], (1, 20000, 2))
+    close(z.mean(axis=1), i["moment_mean"], rtol=0, atol=0.06)
+    close(z.std(axis=1, ddof=1), i["moment_std"], rtol=0.03)
+
+
+def _gradients(i, got):
+    mean_grad, logvar_grad = got["gradients"]
+    close(mean_grad, np.full((3, 2), 7.0))
+    assert np.all(array(logvar_grad, (3, 2)) != 0), "some gradient with respect to logvar is zero"
+
+
+def _single(i, got):
+    z1, z2, tiny = (array(v, (6, 3)) for v in got["single"])
+    assert not np.allclose(z1, z2), "two calls gave the same codes"
+    close(tiny, i["single_mean"], rtol=0, atol=1e-5)
+
+
+def _kl_random(i, got):
+    mean, logvar = np.asarray(i["kl_mean"]), np.asarray(i["kl_logvar"])
+    close(got["kl_random"], 0.5 * (mean**2 + np.exp(logvar) - logvar - 1).sum(-1), rtol=1e-4, atol=1e-5)
+
+
+def _trained(i, got):
+    trained = got["trained"]
+    assert isinstance(trained, dict) and trained.get("is_vae") is True, "model is not an instance of VAE"
+    losses = array(trained["losses"])
+    assert losses.ndim == 1 and len(losses) >= 2 and losses[-1] < losses[0], "losses should go down"
+    value = test_neg_elbo(i, got["scored"])
+    if not value < 44.36:
+        raise Mismatch("a test -ELBO below 44.36 nats", value)
+
+
+def _threshold(i, got):
+    value = test_neg_elbo(i, got["scored"])
+    if not value < 22.0:
+        raise Mismatch("a test -ELBO below 22 nats", value)
+
+
+CHECKS = [
+    Check(
+        "vae_model",
+        "encode shapes",
+        1,
+        "VAE(64, [32, 16], 3).encode(x) for x of shape [5, 64] should return a tuple (mean, logvar) of two tensors of shape [5, 3].",
+        _encode,
+    ),
+    Check(
+        "vae_model",
+        "decode gives probabilities",
+        1,
+        "decode(z) for z of shape [5, 3] should return probabilities of shape [5, 64], all strictly between 0 and 1.",
+        _decode,
+    ),
+    Check(
+        "vae_model",
+        "forward shapes",
+        1,
+        "forward(x) should return a dict with keys imgs [B, 64], z [B, L], mean [B, L] and logvar [B, L]; with n_samples_per_z=4, z should be [B, 4, L] and imgs still [B, 64].",
+        _forward,
+    ),
+    Check(
+        "vae_model",
+        "imgs average the samples",
+        1,
+        "With several samples per input, imgs should be the average of decode(z) over the samples, and decode should also accept codes of shape [B, S, L].",
+        _average,
+    ),
+    Check(
+        "reparameterize",
+        "moments",
+        1,
+        "Over 20000 draws for one mean and standard deviation, the sample mean should be within 0.06 of the mean and the sample std within 3% of exp(logvar / 2); check that you use exp(0.5 * logvar), not exp(logvar), and that each draw gets its own noise.",
+        _moments,
+    ),
+    Check(
+        "reparameterize",
+        "gradients reach both",
+        1,
+        "The sum of 7 codes drawn for each of 3 inputs should have gradient exactly 7 with respect to every entry of mean and a non-zero gradient with respect to logvar; build z from mean and logvar with torch operations only (no .detach(), no .item(), no numpy).",
+        _gradients,
+    ),
+    Check(
+        "reparameterize",
+        "single sample",
+        1,
+        "With one sample per input, reparameterize should return [B, L] codes, fresh noise on every call, and for logvar = -30 (a tiny std) codes equal to the mean.",
+        _single,
+    ),
+    Check(
+        "gaussian_kl",
+        "zero at the prior",
+        1,
+        "The KL of N(0, I) from itself is 0, for each of the 4 rows of a [4, 3] input; the result should have shape [4].",
+        lambda i, got: close(got["kl_zero"], np.zeros(4), atol=1e-6),
+    ),
+    Check(
+        "gaussian_kl",
+        "mean two",
+        1,
+        "For one dimension with mean 2 and unit variance (logvar 0), the KL is mu^2 / 2 = 2 nats.",
+        lambda i, got: close(got["kl_two"], [2.0], rtol=1e-5),
+    ),
+    Check(
+        "gaussian_kl",
+        "log sigma one",
+        1,
+        "For one dimension with mean 0 and log sigma = 1 (logvar 2), the KL is (e^2 - 1 - 2) / 2, about 2.1945 nats; a value near 4.19 means the log term has the wrong sign.",
+        lambda i, got: close(got["kl_log_sigma_one"], [0.5 * (math.e**2 - 3)], rtol=1e-5),
+    ),
+    Check(
+        "gaussian_kl",
+        "random batches",
+        1,
+        "On random means and log-variances of shape [2, 5, 4] the result should have shape [2, 5] and match the closed form summed over the last dimension.",
+        _kl_random,
+    ),
+    Check(
+        "elbo",
+        "flat decoder",
+        1,
+        "For a model whose decoder gives probability 0.5 to every pixel and whose q(z|x) is N(0, I), the ELBO of any binary 64-pixel image is 64 log(1/2), about -44.36 nats, with shape [B].",
+        lambda i, got: close(got["elbo_flat"], np.full(4, -64 * math.log(2)), rtol=1e-5),
+    ),
+    Check(
+        "elbo",
+        "known terms",
+        1,
+        "For a decoder that gives the right value of every pixel probability 0.9 and a q(z|x) with mean 2 in one of 2 dimensions, the ELBO is 64 log 0.9 - 2, about -8.74 nats; check both the reconstruction term and the sign of the KL.",
+        lambda i, got: close(got["elbo_sharp"], np.full(4, 64 * math.log(0.9) - 2.0), rtol=1e-5),
+    ),
+    Check(
+        "training",
+        "model trained",
+        1,
+        "model should be an instance of your VAE class, losses a list of per-epoch training losses that ends lower than it starts, and the test -ELBO should at least beat the 44.36 nats of a flat decoder.",
+        _trained,
+    ),
+    Check(
+        "training",
+        "test ELBO below 22 nats",
+        2,
+        "The test -ELBO (computed by the grader from your encoder's means and log-variances and your decoder's probabilities for the 447 test images) should be below 22 nats per image.",
+        _threshold,
+    ),
+]

@@ -1,0 +1,251 @@
+"""Submissions for the grading tests: ordinary ones (correct, empty, broken) and ones written by a
+student who wants marks without the work. Each builder takes the released solutions and handout
+notebooks and returns a notebook; the cells below are what such a student would add."""
+
+import nbformat
+
+
+def edit(nb, starts_with, new_source):
+    """Replace the source of the one cell that starts with ``starts_with``; delete it if None."""
+    (i,) = [i for i, c in enumerate(nb.cells) if c.source.startswith(starts_with)]
+    if new_source is None:
+        del nb.cells[i]
+    else:
+        nb.cells[i].source = new_source(nb.cells[i].source)
+    return nb
+
+
+def append(nb, *sources):
+    nb.cells += [nbformat.v4.new_code_cell(s) for s in sources]
+    return nb
+
+
+def after_imports(nb, source):
+    """``nb`` with a cell of ``source`` right after its imports, where a patch takes effect before
+    anything is checked (otter 7 ran the old in-kernel checks without cells appended at the end)."""
+    i = next(i for i, c in enumerate(nb.cells) if c.cell_type == "code" and c.source.startswith("import "))
+    nb.cells.insert(i + 1, nbformat.v4.new_code_cell(source))
+    return nb
+
+
+# Swallows every exception, the per-cell time limit's included: only the limit on the whole
+# submission stops it.
+BUSY = "import time\nwhile True:\n    try:\n        time.sleep(100)\n    except BaseException:\n        pass\n"
+
+# Otter's test runner: every check passes without running.
+PATCH_RUNNER = """\
+import otter.test_files.exception_test as _t
+_t.test_case.call_func = lambda self, global_environment: None
+"""
+
+PATCH_NUMPY = """\
+import numpy as np
+np.isclose = np.allclose = np.all = np.isfinite = lambda *args, **kwargs: True
+"""
+
+PATCH_TORCH = """\
+import torch
+torch.allclose = lambda *args, **kwargs: True
+"""
+
+# Every command line and environment this process can see, to find the grader's files.
+FIND = """\
+import os
+
+def _visible_arguments():
+    found = []
+    for pid in os.listdir("/proc"):
+        for part in ("cmdline", "environ"):
+            try:
+                with open(f"/proc/{pid}/{part}", "rb") as f:
+                    found += [a.decode(errors="ignore") for a in f.read().split(b"\\0")]
+            except OSError:
+                pass
+    return found
+
+def _files_named(name, top="/tmp"):
+    return [os.path.join(r, name) for r, _, files in os.walk(top) if name in files]
+"""
+
+# Rewrites every autograder it can find: each check returns at once; with points=True also worth
+# 100 points each.
+TAMPER = (
+    FIND
+    + """
+import re, shutil, zipfile
+
+def _tamper(points):
+    for path in {a for a in _visible_arguments() if a.endswith(".zip") and os.path.isfile(a)}:
+        with zipfile.ZipFile(path) as zf:
+            files = {n: zf.read(n) for n in zf.namelist()}
+        for n in files:
+            if n.startswith("tests/"):
+                text = re.sub(r"(def test_\\w+\\(.*\\):\\n)", r"\\1    return\\n", files[n].decode())
+                if points:
+                    text = re.sub(r"points=[0-9.]+", "points=100", text)
+                files[n] = text.encode()
+        with zipfile.ZipFile(path + ".new", "w") as zf:
+            for n, data in files.items():
+                zf.writestr(n, data)
+        shutil.move(path + ".new", path)
+
+_tamper(POINTS)
+"""
+)
+
+# Overwrites a classmate's notebook and deletes another, wherever it finds them.
+VANDAL = (
+    FIND
+    + """
+for path in _files_named("zz_victim.ipynb"):
+    with open(path, "w") as f:
+        f.write("{}")
+for path in _files_named("zz_victim2.ipynb"):
+    os.remove(path)
+"""
+)
+
+# Leaves a process that waits for grades.csv and gives this student full marks in it.
+LINGER = (
+    FIND
+    + """
+import time
+if os.fork() == 0:
+    os.setsid()
+    if os.fork() == 0:
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            for path in _files_named("grades.csv"):
+                with open(path) as f:
+                    lines = f.read().splitlines()
+                if lines and any(line.startswith("linger,") and ",0," in line for line in lines):
+                    columns = lines[0].count(",") - 2
+                    fixed = [("linger," + "9," * columns + "99,") if line.startswith("linger,") else line for line in lines]
+                    with open(path, "w") as f:
+                        f.write("\\n".join(fixed) + "\\n")
+            time.sleep(0.2)
+    os._exit(0)
+"""
+)
+
+# Puts the text of every check it can find into an error message, which the old grader copied
+# into the feedback; also records the source of every later cell (the grader's own code).
+LEAK = (
+    FIND
+    + """
+import zipfile
+from IPython import get_ipython
+
+_seen = []
+get_ipython().events.register("pre_run_cell", lambda info: _seen.append(info.raw_cell))
+_text = []
+for path in {a for a in _visible_arguments() if a.endswith(".zip") and os.path.isfile(a)}:
+    with zipfile.ZipFile(path) as zf:
+        _text += [zf.read(n).decode() for n in zf.namelist() if n.startswith("tests/")]
+_text += [open(p).read() for p in _files_named("checks.py", "/")[:3]]
+raise RuntimeError("HIDDEN:" + " | ".join(_text).replace("\\n", " / "))
+"""
+)
+
+# Looks for the grader's files on every command line it can see; answers Question 1 of assignment 1
+# correctly only if it found them, so its score says whether it could.
+SNOOP = (
+    FIND
+    + """
+import numpy as np
+
+_found = [a for a in _visible_arguments() if any(w in a for w in ("autograder", "solution", "checks", ".zip", "release"))]
+if _found:
+    from scipy.special import logsumexp
+    from scipy.stats import multivariate_normal
+
+    def log_likelihood(x, weights, means, covs):
+        log_joint = np.stack(
+            [np.log(w) + multivariate_normal.logpdf(x, m, c) for w, m, c in zip(weights, means, covs)], axis=-1
+        ).reshape(len(x), len(weights))
+        return float(logsumexp(log_joint, axis=1).sum())
+"""
+)
+
+# Asks for 1 GiB at a time without touching it: the address-space limit stops it all the same,
+# and the test does not take the shared machine's memory if the limit were missing.
+MEMORY_BOMB = """\
+import numpy as np
+_hoard = []
+while True:
+    _hoard.append(np.empty(2**27))
+"""
+
+# Children keep forking, and sleep when they cannot, so that the bomb holds every process slot.
+FORK_BOMB = """\
+import os, time
+try:
+    while True:
+        if os.fork() == 0:
+            while True:
+                try:
+                    os.fork()
+                except OSError:
+                    time.sleep(1)
+except OSError:
+    pass
+"""
+
+# The forward pass returns its input as the "decoded" image: a perfect reconstruction for free.
+COPY_FORWARD = 'return {"imgs": x.clamp(1e-3, 1 - 1e-3), "z": z, "mean": mean, "logvar": logvar}'
+
+
+def ordinary(solutions, handout, name):
+    """Submissions by student that a fair grader scores by the work in them."""
+    subs = {"correct": solutions(), "empty": handout()}
+    if name == "a1_em_mixture":
+        subs["raises"] = edit(solutions(), "def e_step", lambda s: "scale = np.lgosumexp(0)\n" + s)
+        subs["loops"] = edit(solutions(), "weights_hat, means_hat", lambda s: "while True:\n    pass\n" + s)
+        subs["deleted"] = edit(solutions(), "def m_step", None)
+        subs["always_busy"] = edit(solutions(), "def log_likelihood", lambda s: BUSY + s)
+    if name == "a3_gaussian_kl":
+        wrong_sign = "kl = (mu**2 + sigma**2 + sp.log(sigma**2) - 1) / 2\nkl"
+        subs["wrong_sign"] = edit(solutions(), "kl = ", lambda s: wrong_sign)
+    return subs
+
+
+def attack(*sources):
+    """A notebook of only these cells: the attacks below need nothing of the handout, and a short
+    notebook keeps the test fast."""
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    return append(nb, *sources)
+
+
+def adversarial(solutions, handout, name):
+    """Submissions by student that try to gain marks, or take them from others, without the work.
+
+    ``zz_victim`` and ``zz_victim2`` are classmates' notebooks that others attack."""
+    subs = {"zz_victim": attack("x = 1"), "zz_victim2": attack("x = 2")}
+    subs["patch_runner"] = after_imports(handout(), PATCH_RUNNER)
+    if name == "a1_em_mixture":
+        subs["patch_numpy"] = after_imports(handout(), PATCH_NUMPY)
+        subs["tamper_autograder"] = attack(TAMPER.replace("POINTS", "False"))
+        subs["hundred_points"] = attack(TAMPER.replace("POINTS", "True"))
+        subs["vandal"] = attack(VANDAL)
+        subs["linger"] = attack(LINGER)
+        subs["leak"] = attack(LEAK)
+        subs["snoop"] = attack(SNOOP)
+        subs["memory_bomb"] = attack(MEMORY_BOMB)
+        subs["fork_bomb"] = attack(FORK_BOMB)
+        subs["...ipynb"] = attack("x = 1")  # the file "...ipynb": its stem is ".."
+        subs["=1+2"] = attack("x = 1")
+        subs["@SUM(A1)"] = attack("x = 1")
+    if name == "a2_vae_digits":
+        subs["patch_torch"] = after_imports(handout(), PATCH_TORCH)
+        copy = edit(solutions(), "class VAE", lambda s: s.replace(s[s.index('return {"imgs"') :], COPY_FORWARD + "\n"))
+        untrained = "model = VAE(64, [128, 64], 8)\nlosses = [44.0, 1.0]\n"
+        subs["copy_forward"] = edit(copy, "torch.manual_seed(0)\nmodel", lambda s: untrained)
+    return subs
+
+
+def write(folder, subs):
+    """Write each submission to ``folder/STUDENT.ipynb`` (``...ipynb`` as it is named)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for student, nb in subs.items():
+        nbformat.write(nb, folder / (student if student.endswith(".ipynb") else f"{student}.ipynb"))
