@@ -195,6 +195,9 @@ except OSError:
 COPY_FORWARD = 'return {"imgs": x.clamp(1e-3, 1 - 1e-3), "z": z, "mean": mean, "logvar": logvar}'
 
 
+UNTRAINED = "model = VAE(64, [128, 64], 8)\nlosses = [44.0, 1.0]\n"  # in place of a2's training cell
+
+
 def ordinary(solutions, handout, name):
     """Submissions by student that a fair grader scores by the work in them."""
     subs = {"correct": solutions(), "empty": handout()}
@@ -203,6 +206,9 @@ def ordinary(solutions, handout, name):
         subs["loops"] = edit(solutions(), "weights_hat, means_hat", lambda s: "while True:\n    pass\n" + s)
         subs["deleted"] = edit(solutions(), "def m_step", None)
         subs["always_busy"] = edit(solutions(), "def log_likelihood", lambda s: BUSY + s)
+    if name == "a2_vae_digits":  # the KL added instead of subtracted (pytorch/examples #824), untrained
+        slip = edit(solutions(), "def elbo", lambda s: s.replace("reconstruction - gaussian_kl", "reconstruction + gaussian_kl"))
+        subs["kl_sign"] = edit(slip, "torch.manual_seed(0)\nmodel", lambda s: UNTRAINED)
     if name == "a3_gaussian_kl":
         wrong_sign = "kl = (mu**2 + sigma**2 + sp.log(sigma**2) - 1) / 2\nkl"
         subs["wrong_sign"] = edit(solutions(), "kl = ", lambda s: wrong_sign)
@@ -239,8 +245,7 @@ def adversarial(solutions, handout, name):
     if name == "a2_vae_digits":
         subs["patch_torch"] = after_imports(handout(), PATCH_TORCH)
         copy = edit(solutions(), "class VAE", lambda s: s.replace(s[s.index('return {"imgs"') :], COPY_FORWARD + "\n"))
-        untrained = "model = VAE(64, [128, 64], 8)\nlosses = [44.0, 1.0]\n"
-        subs["copy_forward"] = edit(copy, "torch.manual_seed(0)\nmodel", lambda s: untrained)
+        subs["copy_forward"] = edit(copy, "torch.manual_seed(0)\nmodel", lambda s: UNTRAINED)
     return subs
 
 

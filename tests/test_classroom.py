@@ -64,6 +64,15 @@ def test_a_known_mistake_passes_the_public_checks_but_not_the_hidden_ones(graded
     assert "wrong sign" in wrong.feedback["kl"] and "2.1945" in wrong.feedback["kl_logvar"]
 
 
+def test_the_loss_doctor_names_a_flipped_kl_in_the_feedback(graded):
+    """Assignment 2's feedback runs vae.diagnose_loss on the student's elbo: silent on a correct one,
+    naming the sign of the KL when the KL is added, for no points either way."""
+    a2 = graded["a2_vae_digits"]
+    assert "loss doctor" not in a2["feedback"]["correct"]
+    assert "check loss doctor" in a2["feedback"]["kl_sign"] and "kl-sign" in a2["feedback"]["kl_sign"]
+    assert a2["grades"]["kl_sign"].scores["elbo"] == 1  # the flat decoder's KL is 0; the known terms fail
+
+
 def test_feedback_says_what_was_expected_and_what_came_back(graded):
     feedback = graded["a1_em_mixture"]["feedback"]
     raises = feedback["raises"]

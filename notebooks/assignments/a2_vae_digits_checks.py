@@ -13,9 +13,11 @@ import numpy as np
 import torch
 
 from classroom.checks import Check, Mismatch, array, close
+from vae import doctor
 from vae.data import load_digits
 
 PASSES = 3  # samples of z per test image for the test ELBO
+DOCTOR_BATCH = 32  # test images in each of the loss doctor's probes
 
 
 def test_images() -> np.ndarray:
@@ -83,6 +85,20 @@ class _Sharp(_torch.nn.Module):
         return {"imgs": 0.8 * x + 0.1, "z": mean, "mean": mean, "logvar": _torch.zeros(b, 2)}
 record("elbo_flat", lambda: elbo(_Flat(), _T("binary")))
 record("elbo_sharp", lambda: elbo(_Sharp(), _T("binary")))
+def _doctor():
+    # The loss doctor's probes (the grader makes the same ones): outputs whose terms are known,
+    # replayed through a model whose forward returns them, and -elbo's mean on each.
+    from vae import doctor as _doctor
+    x = _torch.tensor([float(c) for c in INPUTS["test"]]).reshape(-1, 64)[:DOCTOR_BATCH]
+    probes = _doctor.make_probes(x, latent_dim=2, seed=INPUTS["seed"])
+    class _Replay(_torch.nn.Module):
+        def __init__(self, out):
+            super().__init__()
+            self.out = out
+        def forward(self, x, n_samples_per_z=1):
+            return self.out
+    return _doctor.evaluate(lambda out, x: -elbo(_Replay(out), x).mean(), probes)
+record("doctor", _doctor)
 # %%
 record("trained", lambda: {"is_vae": type(model) is VAE, "losses": [float(v) for v in losses]})
 def _scored():
@@ -97,7 +113,7 @@ def _scored():
             probs.append(model.decode(zs[-1]))
     return {"mean": mean, "logvar": logvar, "z": _torch.stack(zs), "probs": _torch.stack(probs)}
 record("scored", _scored)
-""".replace("PASSES", str(PASSES))
+""".replace("PASSES", str(PASSES)).replace("DOCTOR_BATCH", str(DOCTOR_BATCH))
 
 
 def test_neg_elbo(inputs: dict, got) -> float:
@@ -167,6 +183,18 @@ def _single(i, got):
 def _kl_random(i, got):
     mean, logvar = np.asarray(i["kl_mean"]), np.asarray(i["kl_logvar"])
     close(got["kl_random"], 0.5 * (mean**2 + np.exp(logvar) - logvar - 1).sum(-1), rtol=1e-4, atol=1e-5)
+
+
+def _diagnosis(i, got):
+    """The loss doctor's verdict on -elbo, from its values on probes made here (chapter 7)."""
+    values = got["doctor"]
+    if isinstance(values, dict):
+        raise AssertionError("elbo could not be evaluated on outputs of the classroom interface")
+    values = [float(v) if isinstance(v, (int, float)) else math.nan for v in array(values, (len(values),))]
+    x = torch.tensor(test_images()[:DOCTOR_BATCH], dtype=torch.float32)
+    found = doctor.diagnose_values(doctor.make_probes(x, latent_dim=2, seed=i["seed"]), values)
+    if not found.correct:
+        raise AssertionError("; ".join(f"{f.code}: {f.fix}" for f in found.findings) or "not the ELBO")
 
 
 def _trained(i, got):
@@ -276,6 +304,13 @@ CHECKS = [
         1,
         "For a decoder that gives the right value of every pixel probability 0.9 and a q(z|x) with mean 2 in one of 2 dimensions, the ELBO is 64 log 0.9 - 2, about -8.74 nats; check both the reconstruction term and the sign of the KL.",
         lambda i, got: close(got["elbo_sharp"], np.full(4, 64 * math.log(0.9) - 2.0), rtol=1e-5),
+    ),
+    Check(
+        "elbo",
+        "loss doctor",
+        0,
+        "Advice, no points: the book's loss doctor (vae.diagnose_loss, chapter 7) fitted -elbo(model, x).mean() on outputs whose terms it knows and found it is not the per-example negative ELBO in nats; its findings and fixes:",
+        _diagnosis,
     ),
     Check(
         "training",
