@@ -489,7 +489,8 @@ def codes_over_training(
 
 @torch.no_grad()
 def aggregate_vs_prior(models: dict[str, VAE], x: Tensor, limit: float = 4.0, n: int = 121) -> Figure:
-    """For each named model with a 2-D code: its aggregate posterior q(z) (top) above its prior p(z) (bottom).
+    """For each named model with a 2-D code, one column titled with its name: its aggregate posterior
+    q(z) (top row) above its prior p(z) (bottom row).
 
     q(z) is the average of the encoder's q(z|x) over the inputs ``x``; the prior is whatever the
     model learned or was given. Each column shares one colour scale, so a prior that matches
@@ -504,21 +505,24 @@ def aggregate_vs_prior(models: dict[str, VAE], x: Tensor, limit: float = 4.0, n:
     check_positive_int("n", n)
     g = torch.linspace(-limit, limit, n)
     grid = torch.cartesian_prod(g, g)  # first coordinate varies slowest
-    fig, axes = plt.subplots(2, len(models), figsize=(3.3 * len(models), 6.4), squeeze=False)
+    fig, axes = plt.subplots(2, len(models), figsize=(min(COLUMN_WIDTH, 2.27 * len(models)), 4.4), squeeze=False,
+                             sharex=True, sharey=True, layout="constrained")
     for column, (name, model) in zip(axes.T, models.items()):
         mean, logvar = model.encode(x)
         z = grid.to(mean.device)
         densities = [aggregate_log_density(mean, logvar, z).exp(), model.prior().log_prob(z).exp()]
         densities = [_numpy(d).reshape(n, n).T for d in densities]
         top = max(d.max() for d in densities)
-        for ax, density, what in zip(column, densities, ("aggregate posterior $q(z)$", "prior $p(z)$")):
+        for ax, density in zip(column, densities):
             ax.imshow(density, origin="lower", extent=(-limit, limit, -limit, limit), cmap="viridis",
                       vmin=0, vmax=top)
             for r in (1, 2, 3):
                 ax.add_patch(plt.Circle((0, 0), r, fill=False, color="white", lw=0.7, ls="--"))
-            ax.set_title(f"{name}: {what}", fontsize=9)
             ax.set(xlabel="$z_1$", ylabel="$z_2$")
-    fig.tight_layout()
+            ax.label_outer()
+        column[0].set_title(name)
+    axes[0, 0].set_ylabel("aggregate posterior $q(z)$\n$z_2$")
+    axes[1, 0].set_ylabel("prior $p(z)$\n$z_2$")
     return fig
 
 
@@ -546,6 +550,5 @@ def same_code_every_label(model: VAE, z: Tensor, image_shape: tuple[int, int]) -
     labels = torch.arange(model.n_classes)
     rows = {f"code {i + 1}": model.decode(code.expand(model.n_classes, -1), labels) for i, code in enumerate(z)}
     fig = image_rows(rows, image_shape, dict.fromkeys(rows, vmax(model)))
-    fig.axes[0].set_title("labels " + ", ".join(str(k) for k in range(model.n_classes)) + " from left to right",
-                          fontsize=9)
+    fig.axes[0].set_title("labels " + ", ".join(str(k) for k in range(model.n_classes)) + " from left to right")
     return fig
