@@ -318,8 +318,7 @@ class VAE(_Model):
 
     def _encode(self, x: Tensor, c: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """:meth:`encode` for a batch that :meth:`check` has already validated (labels one-hot, if any)."""
-        h = self.encoder(with_labels(self.lik.scale_input(x), c))
-        return self.to_mean(h), self.to_logvar(h)
+        return self._encode_scaled(with_labels(self.lik.scale_input(x), c))
 
     def posterior(self, x: Tensor, y: Tensor | None = None) -> Distribution:
         """q(z|x) as a distribution with batch shape [B] and event shape [L]."""
@@ -333,7 +332,8 @@ class VAE(_Model):
 
     def _encode_scaled(self, u: Tensor) -> tuple[Tensor, Tensor]:
         """The encoder's ``(mean, logvar)`` for inputs ``u`` [K, D] already scaled as the network sees them
-        (the VampPrior's pseudo-inputs)."""
+        (labels appended, if any): what :meth:`_encode` computes, and the VampPrior's map from its
+        pseudo-inputs."""
         h = self.encoder(u)
         return self.to_mean(h), self.to_logvar(h)
 
