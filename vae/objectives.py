@@ -226,10 +226,15 @@ def log_likelihood_estimate(
     n_samples = check_positive_int("n_samples", n_samples)
     batch_size = check_positive_int("batch_size", batch_size)
     x = model.check(x)
-    c = model.one_hot(y, x.shape[:1])
-    batches = x.split(batch_size)
-    labels = [None] * len(batches) if c is None else c.split(batch_size)
-    return torch.cat([_iwae_bound(model, xb, n_samples, cb) for xb, cb in zip(batches, labels)])
+    batches = _batches(x, model.one_hot(y, x.shape[:1]), batch_size)
+    return torch.cat([_iwae_bound(model, xb, n_samples, cb) for xb, cb in batches])
+
+
+def _batches(x: Tensor, c: Tensor | None, batch_size: int) -> list[tuple[Tensor, Tensor | None]]:
+    """``x`` [N, D] and its one-hot labels ``c`` [N, C] (None for an unconditional model) in matching
+    batches of ``batch_size``: pairs ``(xb, cb)``."""
+    xs = x.split(batch_size)
+    return list(zip(xs, [None] * len(xs) if c is None else c.split(batch_size)))
 
 
 def bits_per_dim(nats: Tensor | float, n_dims: int) -> Tensor | float:

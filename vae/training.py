@@ -17,7 +17,7 @@ from tqdm import tqdm
 
 from vae.checks import check_nonnegative, check_positive, check_positive_int
 from vae.models import VAE, Autoencoder, check_model
-from vae.objectives import _elbo
+from vae.objectives import _batches, _elbo
 
 MODELS = {"VAE": VAE, "Autoencoder": Autoencoder}
 
@@ -65,9 +65,7 @@ def _evaluate(
     was_training = model.training
     model.eval()
     totals = torch.zeros(3, device=model.device)
-    batches = x.split(batch_size)
-    labels = [None] * len(batches) if c is None else c.split(batch_size)
-    for xb, cb in zip(batches, labels):
+    for xb, cb in _batches(x, c, batch_size):
         totals += torch.stack([t.sum() for t in _elbo(model, xb, beta, c=cb)])
     model.train(was_training)
     return dict(zip(("elbo", "rec", "kl"), (totals / len(x)).tolist()))
@@ -184,6 +182,7 @@ def fit(
     if valid is not None:
         history.update({k: [] for k in ("valid_elbo", "valid_rec", "valid_kl")})
     best_elbo, best_state, since_best = -math.inf, None, 0
+    first_batch = _batches(train, train_c, batch_size)[0]  # where the final update is checked
 
     bar = tqdm(range(1, epochs + 1), disable=not progress, unit="epoch", file=sys.stderr)
     rng_devices = [device] if device.type == "cuda" else []
@@ -195,9 +194,7 @@ def fit(
             # Running sums stay on the device: summed rec, summed kl, and a count of NaN or inf losses.
             totals = torch.zeros(3, device=device)
             order = torch.randperm(len(train), generator=generator).to(device)
-            batches = train[order].split(batch_size)
-            labels = [None] * len(batches) if train_c is None else train_c[order].split(batch_size)
-            for xb, cb in zip(batches, labels):
+            for xb, cb in _batches(train[order], None if train_c is None else train_c[order], batch_size):
                 terms = _elbo(model, xb, weight, n_samples, c=cb)
                 loss = -terms.elbo.mean()
                 optimizer.zero_grad(set_to_none=True)
@@ -205,9 +202,7 @@ def fit(
                 optimizer.step()
                 totals += torch.stack([terms.rec.detach().sum(), terms.kl.detach().sum(), (~loss.isfinite()).float()])
             rec, kl, n_bad = (totals / len(train)).tolist()  # the one wait on the device per epoch
-            if n_bad or epoch == epochs and not _finite_after_last_step(
-                model, train[:batch_size], None if train_c is None else train_c[:batch_size]
-            ):
+            if n_bad or epoch == epochs and not _finite_after_last_step(model, *first_batch):
                 raise FloatingPointError(
                     f"the loss became NaN or inf in epoch {epoch}, so the model's weights are no longer "
                     f"usable; rebuild it and try a smaller learning rate than lr={lr:g}"
