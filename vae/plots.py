@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from matplotlib.animation import FuncAnimation
 from matplotlib.figure import Figure
+from matplotlib.image import AxesImage
 from matplotlib.patches import Ellipse, Rectangle
 from matplotlib.patheffects import withStroke
 from sklearn.decomposition import PCA
@@ -307,6 +308,25 @@ def posterior_ellipses(
     return ax.figure
 
 
+def _densities(model: VAE, x: Tensor, limit: float, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The aggregate posterior q(z) of the inputs ``x`` and the model's prior p(z), for a 2-D code, on an
+    n-by-n grid over [−limit, limit]²: two arrays [n, n], z_2 along the rows (as ``imshow`` wants)."""
+    mean, logvar = model.encode(x)
+    g = torch.linspace(-limit, limit, n)
+    z = torch.cartesian_prod(g, g).to(mean.device)  # first coordinate varies slowest
+    q, p = aggregate_log_density(mean, logvar, z).exp(), model.prior().log_prob(z).exp()
+    return _numpy(q).reshape(n, n).T, _numpy(p).reshape(n, n).T
+
+
+def _density_panel(ax: plt.Axes, density: np.ndarray, limit: float, top: float) -> AxesImage:
+    """Show a density from :func:`_densities` on ``ax`` (colour scale 0 to ``top``), with the 1, 2 and 3
+    standard-deviation circles of N(0, I) dashed on top."""
+    image = ax.imshow(density, origin="lower", extent=(-limit, limit, -limit, limit), cmap="viridis", vmin=0, vmax=top)
+    for r in (1, 2, 3):
+        ax.add_patch(plt.Circle((0, 0), r, fill=False, color="white", lw=0.8, ls="--"))
+    return image
+
+
 @torch.no_grad()
 def aggregate_posterior(model: VAE, x: Tensor, limit: float = 3.5, n: int = 141) -> Figure:
     """The aggregate posterior q(z) = mean over x of q(z|x) next to the prior N(0, I), for a 2-D latent space.
@@ -316,17 +336,11 @@ def aggregate_posterior(model: VAE, x: Tensor, limit: float = 3.5, n: int = 141)
     """
     if model.latent_dim != 2:
         raise ValueError(f"aggregate_posterior needs a 2-D latent space, the model has {model.latent_dim}")
-    mean, logvar = model.encode(x)
-    g = torch.linspace(-limit, limit, n)
-    z = torch.cartesian_prod(g, g).to(mean.device)  # first coordinate varies slowest
-    q = aggregate_log_density(mean, logvar, z).exp().reshape(n, n).T.cpu().numpy()
-    p = model.prior().log_prob(z).exp().reshape(n, n).T.cpu().numpy()
+    q, p = _densities(model, x, limit, n)
     top = max(q.max(), p.max())
     fig, axes = plt.subplots(1, 2, figsize=(COLUMN_WIDTH, 3.0), sharey=True, layout="constrained")
     for ax, density, title in zip(axes, (q, p), ("aggregate posterior $q(z)$", "prior $p(z) = N(0, I)$")):
-        image = ax.imshow(density, origin="lower", extent=(-limit, limit, -limit, limit), cmap="viridis", vmin=0, vmax=top)
-        for r in (1, 2, 3):
-            ax.add_patch(plt.Circle((0, 0), r, fill=False, color="white", lw=0.8, ls="--"))
+        image = _density_panel(ax, density, limit, top)
         ax.set(title=title, xlabel="$z_1$")
     axes[0].set_ylabel("$z_2$")
     fig.colorbar(image, ax=axes, label="density", shrink=0.9)
@@ -503,21 +517,13 @@ def aggregate_vs_prior(models: dict[str, VAE], x: Tensor, limit: float = 4.0, n:
             raise ValueError(f"aggregate_vs_prior needs 2-D codes; {name!r} has {model.latent_dim}")
     check_positive("limit", limit)
     check_positive_int("n", n)
-    g = torch.linspace(-limit, limit, n)
-    grid = torch.cartesian_prod(g, g)  # first coordinate varies slowest
     fig, axes = plt.subplots(2, len(models), figsize=(min(COLUMN_WIDTH, 2.27 * len(models)), 4.4), squeeze=False,
                              sharex=True, sharey=True, layout="constrained")
     for column, (name, model) in zip(axes.T, models.items()):
-        mean, logvar = model.encode(x)
-        z = grid.to(mean.device)
-        densities = [aggregate_log_density(mean, logvar, z).exp(), model.prior().log_prob(z).exp()]
-        densities = [_numpy(d).reshape(n, n).T for d in densities]
+        densities = _densities(model, x, limit, n)
         top = max(d.max() for d in densities)
         for ax, density in zip(column, densities):
-            ax.imshow(density, origin="lower", extent=(-limit, limit, -limit, limit), cmap="viridis",
-                      vmin=0, vmax=top)
-            for r in (1, 2, 3):
-                ax.add_patch(plt.Circle((0, 0), r, fill=False, color="white", lw=0.7, ls="--"))
+            _density_panel(ax, density, limit, top)
             ax.set(xlabel="$z_1$", ylabel="$z_2$")
             ax.label_outer()
         column[0].set_title(name)
