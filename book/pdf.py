@@ -20,7 +20,7 @@ from pypdf import PdfReader, PdfWriter
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
-from sitecheck import SETTLE_TIMEOUT_MS, open_browser  # noqa: E402
+from sitecheck import SETTLE_TIMEOUT_MS, open_browser
 
 PDF_NAME = "vae-book.pdf"
 REFERENCE_PAGES = ["book/glossary", "book/bibliography"]  # from the toc's reference part, in the PDF

@@ -23,7 +23,6 @@ from vae.book import glue
 from vae.data import load_digits, load_mnist
 from vae.doctor import diagnose_loss
 from vae.models import VAE, Autoencoder
-from vae.style import use_book_style
 from vae.objectives import (
     bits_per_dim,
     elbo,
@@ -33,6 +32,7 @@ from vae.objectives import (
     log_likelihood_estimate,
     refine_posterior,
 )
+from vae.style import use_book_style
 from vae.training import evaluate, fit, load, pick_device, save
 
 __all__ = [
