@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch.distributions import Bernoulli, Independent, Normal, kl_divergence
 
 import vae
-from vae import doctor
+from vae import loss_doctor as doctor
 
 
 def kl(o: dict) -> torch.Tensor:

@@ -25,7 +25,6 @@ import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 import vae
-from vae.objectives import gaussian_kl
 
 
 def new_model(args: argparse.Namespace) -> vae.VAE:
@@ -44,7 +43,8 @@ def negative_elbo(model: vae.VAE, xb: torch.Tensor) -> torch.Tensor:
     h = model.encoder(xb / 16)
     mean, logvar = model.to_mean(h), model.to_logvar(h)
     z = mean + (0.5 * logvar).exp() * torch.randn_like(mean)
-    return (gaussian_kl(mean, logvar) - model.likelihood(z).log_prob(xb)).mean()
+    kl = 0.5 * (torch.expm1(logvar) - logvar + mean.pow(2)).sum(-1)
+    return (kl - model.lik.distribution(model.decoder(z)).log_prob(xb)).mean()
 
 
 def step(model: vae.VAE, optimizer: torch.optim.Optimizer, xb: torch.Tensor) -> None:

@@ -3,10 +3,12 @@
     python book/pdf.py [SITE]        (default: _build/html, after ``jupyter-book build .``)
 
 Each page of the book (the introduction, the chapters, the glossary and the bibliography, in the
-order of ``_toc.yml``) is opened in Debian's headless Chromium, as the website test does, printed
-with the theme's print style once its math is typeset, and the pages are joined with a bookmark per
-page. Links between pages become plain text (they would point into the reader's file system); links
-within a page and to the web stay. Offline, like the rest of the build.
+order of ``_toc.yml``) is opened in headless Chromium or Chrome (``book/browser.py``, shared with
+the website test), printed with the theme's print style once its math is typeset, and the pages are
+joined with a bookmark per page. Links between pages become plain text (they would point into the
+reader's file system); links within a page and to the web stay. Offline, like the rest of the build.
+Without a browser it says in one line how to get the PDF and exits with success, so that a build
+still succeeds without it.
 """
 
 from __future__ import annotations
@@ -16,11 +18,10 @@ import sys
 from pathlib import Path
 
 import yaml
+from browser import SETTLE_TIMEOUT_MS, find_chromium, open_browser  # book/, beside this file
 from pypdf import PdfReader, PdfWriter
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
-from sitecheck import SETTLE_TIMEOUT_MS, open_browser
 
 PDF_NAME = "vae-book.pdf"
 REFERENCE_PAGES = ["book/glossary", "book/bibliography"]  # from the toc's reference part, in the PDF
@@ -69,5 +70,9 @@ if __name__ == "__main__":
     site = Path(sys.argv[1] if len(sys.argv) > 1 else ROOT / "_build" / "html")
     if not (site / "index.html").is_file():
         sys.exit(f"no built site in {site}: run `jupyter-book build .` first")
+    if find_chromium() is None:
+        print("no PDF: it is printed with Chromium or Chrome and none was found; install Chromium "
+              "(e.g. apt-get install chromium), then rerun `python book/pdf.py`")
+        sys.exit(0)
     path = print_book(site)
     print(f"{path}: {len(PdfReader(path).pages)} pages, {path.stat().st_size / 1e6:.1f} MB")

@@ -24,7 +24,7 @@ import numpy as np
 
 from classroom import sandbox
 from classroom.checks import Check, plain, probe_cells
-from vae.checks import check_positive, check_positive_int
+from vae.validation import check_positive, check_positive_int
 
 RUNNER = Path(__file__).with_name("runner.py")
 MAX_NOTEBOOK = 20 * 2**20  # bytes of a submitted notebook

@@ -13,13 +13,14 @@ no problems means the site is fine.
   output or table wider than its box without a visible scroll bar, or reaching past the text
   column), figures whose smallest text is shown below `MIN_FIGURE_TEXT_PX`, and object reprs
   such as ``<torch._C.Generator at 0x…>`` in cell outputs. It can save a full-page screenshot of
-  chosen pages.
+  chosen pages. The browser comes from ``open_browser`` in ``book/browser.py``, which the book's
+  PDF printer shares.
 """
 
 from __future__ import annotations
 
-import contextlib
 import re
+import sys
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,21 +30,12 @@ from urllib.parse import unquote, urlsplit
 from bs4 import BeautifulSoup
 from PIL import Image
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "book"))
+from browser import SETTLE_TIMEOUT_MS  # the book's tooling, shared with book/pdf.py
+
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Request, Route
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-SETTLE_TIMEOUT_MS = 30_000  # for MathJax, fonts and images, once a page has loaded
 DESKTOP, PHONE = 1280, 390  # viewport widths, CSS pixels
 # The smallest text a figure may show, in CSS pixels: 10 px is about 7.5 pt, the smallest print size
 # that stays readable. A figure's PNG records the height of its smallest text at 100 % (vae.style).
@@ -165,25 +157,6 @@ def check_links(site: Path) -> LinkReport:
                 if unquote(parts.fragment) not in _anchors(target, anchor_cache):
                     report.problems.append(Problem(name, "missing-anchor", f"{where}: no id {parts.fragment!r}"))
     return report
-
-
-@contextlib.contextmanager
-def open_browser() -> Iterator[Browser]:
-    """Start Debian's headless Chromium under Playwright, with a fresh profile, and close it afterwards.
-
-    Scroll bars are drawn as a reader's browser draws them (Playwright hides them by default), so
-    that a box that scrolls can be told from one that cuts its content off.
-    """
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, ignore_default_args=["--hide-scrollbars"]
-        )
-        try:
-            yield browser
-        finally:
-            browser.close()
 
 
 # Waits until MathJax 3 has finished its first typesetting (if MathJax is there at all), the fonts

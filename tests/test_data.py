@@ -7,7 +7,7 @@ import sklearn.datasets
 import torch
 
 import vae.data
-from vae.data import gaussian_mixture, load_digits, load_mnist, read_idx, two_moons
+from vae.data import load_digits, load_mnist, mixture_samples, read_idx, two_moons
 
 
 def test_digits_split_is_the_standard_one():
@@ -31,10 +31,10 @@ def test_two_moons_is_seeded():
         two_moons(0)
 
 
-def test_gaussian_mixture_matches_its_parameters():
+def test_mixture_samples_matches_its_parameters():
     means = [[-3.0, 0.0], [3.0, 1.0]]
     covs = [[[1.0, 0.5], [0.5, 1.0]], [[0.2, 0.0], [0.0, 0.5]]]
-    x, y = gaussian_mixture(20_000, means, covs, [0.3, 0.7], seed=0)
+    x, y = mixture_samples(20_000, means, covs, [0.3, 0.7], seed=0)
     assert (y == 1).float().mean().item() == pytest.approx(0.7, abs=0.01)
     for k in range(2):
         xk = x[y == k].numpy()
@@ -42,11 +42,11 @@ def test_gaussian_mixture_matches_its_parameters():
         np.testing.assert_allclose(np.cov(xk.T), covs[k], atol=0.05)
 
 
-def test_gaussian_mixture_rejects_bad_parameters():
+def test_mixture_samples_rejects_bad_parameters():
     with pytest.raises(ValueError, match="sum to 1"):
-        gaussian_mixture(10, [[0.0, 0.0]], [[[1.0, 0.0], [0.0, 1.0]]], [0.5])
+        mixture_samples(10, [[0.0, 0.0]], [[[1.0, 0.0], [0.0, 1.0]]], [0.5])
     with pytest.raises(ValueError, match="covs"):
-        gaussian_mixture(10, [[0.0, 0.0]], [[1.0, 0.0]], [1.0])
+        mixture_samples(10, [[0.0, 0.0]], [[1.0, 0.0]], [1.0])
 
 
 def write_idx(path, array: np.ndarray, type_code: int = 0x08, compress: bool = True) -> None:

@@ -10,8 +10,9 @@ import pytest
 import torch
 
 import vae
-from vae import VAE, Autoencoder, diagnostics, estimators, plots, tractable
-from vae.objectives import iwae_bound, reconstruction_log_likelihood
+from vae import VAE, Autoencoder, diagnostics, estimators, latent, plots, tractable
+from vae.interface import classroom_output
+from vae.objectives import iwae_bound, reconstruction, reconstruction_log_likelihood
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
@@ -31,7 +32,7 @@ def test_model_methods_move_cpu_inputs_to_the_models_device():
     assert model.decode(z).device.type == "meta"
     assert model.likelihood(z).log_prob(x.to("meta")).device.type == "meta"
     assert model.reparameterize(torch.zeros(5, 2), torch.zeros(5, 2), 3).shape == (5, 3, 2)
-    assert model(x, n_samples_per_z=2)["imgs"].device.type == "meta"
+    assert classroom_output(model, x, 2)["imgs"].device.type == "meta"
     assert model.sample(4).device.type == "meta"
     assert vae.elbo(model, x, n_samples=2).elbo.device.type == "meta"
     posterior = (torch.zeros(5, 2), torch.zeros(5, 2))  # on the CPU, the model elsewhere
@@ -39,21 +40,22 @@ def test_model_methods_move_cpu_inputs_to_the_models_device():
     assert iwae_bound(model, x, n_samples=4).device.type == "meta"
     assert reconstruction_log_likelihood(model, x, z).device.type == "meta"
     ae = on_meta(Autoencoder(16, [8], 2))
-    assert ae.encode(x).device.type == "meta" and vae.elbo(ae, x).rec.device.type == "meta"
+    assert ae.encode(x).device.type == "meta" and reconstruction(ae, x).rec.device.type == "meta"
 
 
 @pytest.mark.parametrize("kwargs", [dict(prior="mixture", n_components=3), dict(prior="vamp", n_components=3),
                                     dict(n_classes=4)])
 def test_learned_priors_and_labels_live_with_the_model(kwargs):
     torch.manual_seed(0)
-    model = on_meta(VAE(16, [8], 2, likelihood="bernoulli", **kwargs))
+    model = on_meta((vae.ConditionalVAE if "n_classes" in kwargs else VAE)(16, [8], 2, likelihood="bernoulli", **kwargs))
     assert all(p.device.type == "meta" for p in model.latent_prior.parameters())
     x = torch.rand(5, 16)  # data and labels on the CPU, the model elsewhere
     y = torch.tensor([0, 1, 2, 3, 0]) if "n_classes" in kwargs else None
     assert model.prior().sample((3,)).device.type == "meta"
     assert vae.elbo(model, x, n_samples=2, y=y).kl.device.type == "meta"
     assert iwae_bound(model, x, n_samples=4, y=y).device.type == "meta"
-    assert model(x, n_samples_per_z=2, y=y)["imgs"].device.type == "meta"
+    z = model.reparameterize(*model.encode(x, y), 2)
+    assert model.decode(z, None if y is None else y.unsqueeze(1)).device.type == "meta"
     assert model.sample(4, y=None if y is None else 1).device.type == "meta"
     assert model.decode(torch.zeros(5, 2), y).device.type == "meta"
 
@@ -76,7 +78,7 @@ def test_figures_accept_codes_on_the_cpu_for_a_model_elsewhere(monkeypatch):
     # the model, which the meta tests above check, and that matplotlib receives numpy arrays.
     torch.manual_seed(0)
     model = VAE(16, [8], 2)
-    grid = plots.grid_over_codes(torch.randn(50, 2), n=3)
+    grid = latent.grid_over_codes(torch.randn(50, 2), n=3)
     ax = plots.decoded_grid(model, grid, (4, 4))
     assert ax.images[0].get_array().shape == (4 * 3 + 2, 4 * 3 + 2)
 

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch.distributions import Bernoulli, Independent, Normal, kl_divergence
 
 import vae
-from vae import doctor
+from vae import loss_doctor as doctor
 from vae.objectives import gaussian_kl
 
 B, D, L, SIGMA = 128, 64, 8, 0.1

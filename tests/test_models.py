@@ -4,11 +4,12 @@ import torch
 
 import vae
 from vae import VAE, Autoencoder
+from vae.interface import ClassroomVAE
 
 
 def test_seed_classroom_interface():
-    """VAE(256, [128, 64, 36, 18, 18]) on a [1, 256] input, latent size 18 // 2 = 9."""
-    model = VAE(256, [128, 64, 36, 18, 18])
+    """ClassroomVAE(256, [128, 64, 36, 18, 18]) on a [1, 256] input, latent size 18 // 2 = 9."""
+    model = ClassroomVAE(256, [128, 64, 36, 18, 18])
     assert model.latent_dim == 9
     x = torch.rand(1, 256)
     with torch.no_grad():
@@ -24,7 +25,7 @@ def test_seed_classroom_interface():
 
 def test_multi_sample_images_are_the_average_over_samples():
     torch.manual_seed(0)
-    model = VAE(10, [8], 3)
+    model = ClassroomVAE(10, [8], 3)
     x = torch.rand(4, 10)
     torch.manual_seed(1)
     out = model(x, n_samples_per_z=6)
@@ -33,7 +34,7 @@ def test_multi_sample_images_are_the_average_over_samples():
 
 def test_explicit_latent_dim_and_likelihoods():
     for likelihood in ("bernoulli", "gaussian", "categorical"):
-        model = VAE(64, [32, 16], latent_dim=5, likelihood=likelihood)
+        model = ClassroomVAE(64, [32, 16], latent_dim=5, likelihood=likelihood)
         x = torch.randint(0, 2, (3, 64)).float()
         out = model(x)
         assert out["z"].shape == (3, 5)
@@ -52,7 +53,7 @@ def test_reparameterized_samples_have_the_right_moments():
     torch.manual_seed(0)
     mean = torch.tensor([[1.0, -2.0, 0.0]])
     logvar = torch.log(torch.tensor([[0.25, 4.0, 1.0]]))
-    z = VAE(4, [6], 3).reparameterize(mean, logvar, n_samples_per_z=200_000)[0]
+    z = VAE(4, [6], 3).reparameterize(mean, logvar, n_samples=200_000)[0]
     torch.testing.assert_close(z.mean(0), mean[0], atol=0.02, rtol=0)
     torch.testing.assert_close(z.std(0), torch.tensor([0.5, 2.0, 1.0]), atol=0.02, rtol=0)
 
@@ -123,7 +124,6 @@ def test_categorical_input_must_be_integer_levels():
         (dict(input_dim=8.5, hidden_dims=[4]), TypeError, "input_dim"),
         (dict(input_dim=8, hidden_dims=4), TypeError, "hidden_dims"),
         (dict(input_dim=8, hidden_dims=[]), ValueError, "hidden_dims"),
-        (dict(input_dim=8, hidden_dims=[1]), ValueError, "latent_dim"),  # 1 // 2 == 0
         (dict(input_dim=8, hidden_dims=[4], likelihood="poisson"), ValueError, "one of"),
         (dict(input_dim=8, hidden_dims=[4], likelihood="gaussian", sigma=0), ValueError, "sigma"),
         (dict(input_dim=8, hidden_dims=[4], likelihood="categorical", n_levels=1), ValueError, "n_levels"),
@@ -131,13 +131,26 @@ def test_categorical_input_must_be_integer_levels():
 )
 def test_bad_sizes_and_names_get_a_clear_error(kwargs, error, message):
     with pytest.raises(error, match=message):
-        VAE(**kwargs)
+        VAE(**{"latent_dim": 2, **kwargs})
+
+
+def test_the_classroom_latent_size_is_half_the_last_hidden_layer():
+    assert ClassroomVAE(8, [6]).latent_dim == 3
+    with pytest.raises(ValueError, match="latent_dim"):
+        ClassroomVAE(8, [1])  # 1 // 2 == 0
+
+
+def test_a_core_vae_is_not_called_directly():
+    with pytest.raises(TypeError, match="ClassroomVAE"):
+        VAE(8, [4], 2)(torch.rand(2, 8))
 
 
 def test_bad_sample_counts_are_rejected():
-    model = VAE(8, [4], 2)
+    model = ClassroomVAE(8, [4], 2)
     with pytest.raises(ValueError, match="n_samples_per_z"):
         model(torch.rand(2, 8), n_samples_per_z=0)
+    with pytest.raises(ValueError, match="n_samples"):
+        model.reparameterize(torch.zeros(2, 2), torch.zeros(2, 2), 0)
     with pytest.raises(ValueError, match="n must be"):
         model.sample(0)
 

@@ -2,19 +2,17 @@ import base64
 import io
 
 import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+import torch
+from matplotlib.colors import to_rgba
+from matplotlib.figure import Figure
+from PIL import Image
+
+from vae import VAE, Autoencoder, em, latent, plots, style
 
 matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-import torch  # noqa: E402
-from matplotlib.colors import to_rgba  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-from PIL import Image  # noqa: E402
-
-from vae import VAE, Autoencoder, plots, style  # noqa: E402
-from vae.plots import codes  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -53,7 +51,7 @@ def test_latent_scatter_draws_every_point(model):
 def test_digit_scatter_gives_each_digit_a_colour_a_marker_and_a_name_at_its_median():
     z = np.array([[0.0, 0.0], [2.0, 2.0], [4.0, 0.0], [10.0, 10.0]])
     labels = np.array([3, 3, 3, 7])
-    fig, ax = plt.subplots()
+    _, ax = plt.subplots()
     plots.digit_scatter(ax, z, labels)
     threes, sevens = ax.collections
     np.testing.assert_allclose(threes.get_facecolor()[0], to_rgba(style.DIGIT_COLOURS[3]))
@@ -152,8 +150,6 @@ def test_figures_reject_what_they_cannot_draw():
         plots.image_grid(torch.rand(4, 63), (8, 8), ncols=2)
     with pytest.raises(ValueError, match="image_shape must be"):
         plots.image_grid(torch.rand(4, 64), (64,), ncols=2)
-    with pytest.raises(ValueError, match="two single inputs"):
-        plots.interpolate(VAE(64, [16], 2), torch.rand(2, 64), torch.rand(2, 64))
 
 
 def small_vae(latent_dim: int = 2) -> VAE:
@@ -161,44 +157,15 @@ def small_vae(latent_dim: int = 2) -> VAE:
     return VAE(64, [16], latent_dim, likelihood="categorical").eval()
 
 
-def test_grid_over_codes_spans_the_central_box_top_row_first():
-    z = torch.cartesian_prod(torch.linspace(0, 10, 101), torch.linspace(-1, 1, 21))
-    grid = plots.grid_over_codes(z, n=3, coverage=1.0)
-    assert grid.shape == (9, 2)
-    assert grid[0].tolist() == [0.0, 1.0] and grid[2].tolist() == [10.0, 1.0] and grid[-1].tolist() == [10.0, -1.0]
-    wider = plots.grid_over_codes(z, n=3, coverage=1.0, margin=2.0)
-    torch.testing.assert_close(wider[0], grid[0] + torch.tensor([-2.0, 2.0]))
-    inner = plots.grid_over_codes(z, n=3, coverage=0.5)
-    assert inner[:, 0].min() == pytest.approx(2.5) and inner[:, 0].max() == pytest.approx(7.5)
-
-
-def test_grid_over_codes_refuses_bad_input():
-    with pytest.raises(ValueError, match=r"\[N, 2\]"):
-        plots.grid_over_codes(torch.zeros(5, 3))
-    with pytest.raises(ValueError, match="coverage"):
-        plots.grid_over_codes(torch.zeros(5, 2), coverage=0)
-
-
 def test_decoded_grid_shades_one_patch_per_hole():
     model = small_vae()
-    grid = plots.grid_over_codes(torch.randn(50, 2), n=4)
+    grid = latent.grid_over_codes(torch.randn(50, 2), n=4)
     holes = torch.zeros(16, dtype=torch.bool)
     holes[[0, 5, 15]] = True
     ax = plots.decoded_grid(model, grid, (8, 8), holes)
     assert len(ax.patches) == 3
     with pytest.raises(ValueError, match="square"):
         plots.decoded_grid(model, grid[:15], (8, 8))
-
-
-def test_interpolate_starts_and_ends_at_the_two_codes():
-    torch.manual_seed(0)
-    model = Autoencoder(64, [16], 2, likelihood="categorical").eval()
-    x = torch.randint(0, 17, (2, 64))
-    path = plots.interpolate(model, x[0], x[1], steps=5)
-    with torch.no_grad():
-        ends = model.decode(codes(model, x))
-    assert path.shape == (5, 64)
-    torch.testing.assert_close(path[[0, -1]], ends)
 
 
 def test_traversals_draw_one_row_per_dimension_and_check_dims():
@@ -226,13 +193,6 @@ def test_image_rows_one_axis_per_row():
         plots.image_rows({}, (8, 8))
 
 
-def test_latent_explorer_has_one_slider_per_dimension():
-    pytest.importorskip("ipywidgets")
-    panel = plots.latent_explorer(small_vae(latent_dim=3), (8, 8), dims=[0, 2])
-    sliders = [w for w in panel.children if w.__class__.__name__ == "FloatSlider"]
-    assert [s.description for s in sliders] == ["z0", "z2"]
-
-
 def signed(value: float) -> str:
     """A tick label as the book writes it: two significant digits, and a minus sign."""
     return f"{value:.2g}".replace("-", "\N{MINUS SIGN}")
@@ -240,12 +200,12 @@ def signed(value: float) -> str:
 
 def test_decoded_grids_are_labelled_with_their_codes():
     model = small_vae()
-    grid = plots.grid_over_codes(torch.randn(200, 2), n=10)
+    grid = latent.grid_over_codes(torch.randn(200, 2), n=10)
     ax = plots.decoded_grid(model, grid, (8, 8))
     labels = [t.get_text() for t in ax.get_xticklabels()]
     assert len(labels) == 5 and labels[0] == signed(grid[0, 0].item())  # every second column of ten
     assert ax.get_xticks()[1] == pytest.approx(2 * 9 + 3.5)  # the centre of the third column
-    assert [t.get_text() for t in ax.get_yticklabels()][0] == signed(grid[0, 1].item())  # top row first
+    assert ax.get_yticklabels()[0].get_text() == signed(grid[0, 1].item())  # top row first
     fig = plots.manifold(model, (8, 8), n=5)
     assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == [
         signed(v) for v in torch.distributions.Normal(0.0, 1.0).icdf(torch.linspace(0.03, 0.97, 5)).tolist()
@@ -253,15 +213,18 @@ def test_decoded_grids_are_labelled_with_their_codes():
     assert "\N{MINUS SIGN}1.88" in fig.axes[0].get_title()  # a minus sign, as matplotlib's own labels
 
 
-def test_codes_over_training_gives_a_player_and_a_still_of_the_last_frame():
-    snapshots = [torch.zeros(5, 2), torch.ones(5, 2)]
-    anim = plots.codes_over_training(snapshots, torch.arange(5), epochs=[1, 10])
-    bundle = anim._repr_mimebundle_()
-    assert "<script" in bundle["text/html"] and "anim" in bundle["text/html"]
-    assert "://" not in bundle["text/html"] and 'class="fa' not in bundle["text/html"]  # works offline
-    png = __import__("base64").b64decode(bundle["image/png"])
-    assert png.startswith(b"\x89PNG")
-    with pytest.raises(ValueError, match="one snapshot per epoch"):
-        plots.codes_over_training(snapshots, torch.arange(5), epochs=[1])
-    with pytest.raises(ValueError, match=r"2-D codes \[N, 2\]"):
-        plots.codes_over_training([torch.zeros(5, 3)], torch.arange(5), epochs=[1])
+def test_images_are_shown_up_to_the_brightest_value_the_model_can_give(model):
+    assert model.lik.max_value == 4.0  # categorical, 5 grey levels
+    assert VAE(16, [8], 2).lik.max_value == 1.0  # Bernoulli
+    fig = plots.prior_samples(model, (4, 4), n=4, ncols=4)
+    assert fig.axes[0].images[0].get_clim() == (0, 4.0)
+
+
+def test_draw_mixture_adds_two_ellipses_and_a_cross_per_component():
+    mixture = em.Mixture([0.5, 0.5], [[-1.0, 0.0], [1.0, 0.0]], [np.eye(2), 0.5 * np.eye(2)])
+    _, ax = plt.subplots()
+    assert plots.draw_mixture(mixture, ax) is ax
+    assert len(ax.patches) == 4 and len(ax.lines) == 2
+    np.testing.assert_allclose(ax.lines[1].get_xydata(), [[1.0, 0.0]])
+    with pytest.raises(ValueError, match="2-D mixture"):
+        plots.draw_mixture(em.Mixture([1.0], [[0.0]], [[[1.0]]]), ax)

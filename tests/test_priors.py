@@ -9,12 +9,17 @@ from torch.distributions import Normal
 import vae
 from vae import VAE
 from vae.objectives import gaussian_kl, monte_carlo_kl
-from vae.priors import MixturePrior, StandardNormal, VampPrior
+from vae.priors import MixturePrior, StandardNormal, VampPrior, diagonal_gaussian
 
 
 def categorical_vae(**kwargs) -> VAE:
     torch.manual_seed(0)
-    return VAE(16, [12], 3, likelihood="categorical", n_levels=5, **kwargs)
+    return build(16, [12], 3, likelihood="categorical", n_levels=5, **kwargs)
+
+
+def build(*sizes, **kwargs) -> VAE:
+    """A VAE, or a ConditionalVAE when ``n_classes`` is given."""
+    return (vae.ConditionalVAE if "n_classes" in kwargs else VAE)(*sizes, **kwargs)
 
 
 def levels(n: int = 6, seed: int = 1) -> torch.Tensor:
@@ -72,7 +77,8 @@ def test_monte_carlo_kl_matches_the_closed_form_for_the_standard_prior():
     logvar = torch.tensor([[0.0, 0.0, 0.0], [-1.0, 0.5, 0.0], [-3.0, -2.0, 1.0]])
     n = 20_000
     z = model.reparameterize(mean, logvar, n)
-    estimate = monte_carlo_kl(model, mean, logvar, z)
+    estimate = monte_carlo_kl(diagonal_gaussian(mean.unsqueeze(1), logvar.unsqueeze(1)), model.prior(), z)
+    torch.testing.assert_close(estimate, MixturePrior.kl(model.latent_prior, mean, logvar, z))  # the prior's own
     exact = gaussian_kl(mean, logvar)
     q = Normal(mean.unsqueeze(1), (0.5 * logvar).exp().unsqueeze(1))
     spread = (q.log_prob(z) - Normal(0.0, 1.0).log_prob(z)).sum(-1).std(1)
@@ -103,8 +109,10 @@ def test_vamp_prior_is_the_mixture_of_the_encoders_posteriors_at_the_pseudo_inpu
         mean, std = model.to_mean(h), (0.5 * model.to_logvar(h)).exp()
         by_hand = Normal(mean, std).log_prob(z.unsqueeze(1)).sum(-1).logsumexp(1) - math.log(4)
         torch.testing.assert_close(model.prior().log_prob(z), by_hand)
-    # The pseudo-inputs are what the network sees: levels u * (n_levels - 1) encode the same way.
-    torch.testing.assert_close(model._encode(u.detach() * 4)[0], mean)
+    # The pseudo-inputs are what the network sees: the encoder's map on scaled inputs.
+    torch.testing.assert_close(model.encode_scaled(u.detach())[0], mean)
+    x = torch.randint(0, 5, (3, 16))
+    torch.testing.assert_close(model.encode(x)[0], model.encode_scaled(x / 4)[0])
 
 
 def test_learned_priors_train_with_the_model():
@@ -140,7 +148,7 @@ def test_save_and_load_round_trip_priors_and_labels(tmp_path, kwargs):
         torch.nn.init.normal_(p)  # not the initial values, so loading must restore them
     path = vae.save(model, tmp_path / "m.pt")
     loaded = vae.load(path)
-    assert loaded.config == model.config and loaded.config["n_classes"] == kwargs.get("n_classes", 0)
+    assert loaded.config == model.config and loaded.config.get("n_classes", 0) == kwargs.get("n_classes", 0)
     x = levels()
     y = torch.arange(6) % kwargs["n_classes"] if "n_classes" in kwargs else None
     torch.manual_seed(4)
@@ -176,11 +184,11 @@ def test_a_conditional_model_that_ignores_its_label_matches_the_unconditional_on
     for a, b in zip(plain, conditional):
         torch.testing.assert_close(a, b)
     torch.manual_seed(6)
-    out = model(x, n_samples_per_z=2)
+    out = model.decode(model.reparameterize(*model.encode(x), 2))
     torch.manual_seed(6)
-    twin_out = twin(x, n_samples_per_z=2, y=y)
-    assert {k: v.shape for k, v in out.items()} == {k: v.shape for k, v in twin_out.items()}
-    torch.testing.assert_close(out["imgs"], twin_out["imgs"])
+    twin_out = twin.decode(twin.reparameterize(*twin.encode(x, y), 2), y.unsqueeze(1))
+    assert out.shape == twin_out.shape == (6, 2, 16)
+    torch.testing.assert_close(out, twin_out)
     z = torch.randn(4, 3)
     torch.testing.assert_close(twin.decode(z, 0), model.decode(z))
     torch.testing.assert_close(twin.sample(4, y=1).shape, model.sample(4).shape)
@@ -203,7 +211,7 @@ def test_a_conditional_model_uses_its_labels():
 def test_fit_trains_a_conditional_model_on_labelled_data():
     digits = vae.load_digits()
     torch.manual_seed(0)
-    model = VAE(64, [32], 2, likelihood="categorical", n_classes=10)
+    model = vae.ConditionalVAE(64, [32], 2, likelihood="categorical", n_classes=10)
     train, y = digits.train.levels[:300], digits.train.y[:300]
     history = vae.fit(model, train, digits.valid.levels[:50], epochs=5, progress=False, device="cpu",
                       y=y, valid_y=digits.valid.y[:50])
@@ -259,13 +267,13 @@ def test_unconditional_models_reject_labels():
 )
 def test_bad_priors_and_class_counts_get_a_clear_error(kwargs, error, message):
     with pytest.raises(error, match=message):
-        VAE(16, [12], 3, likelihood="categorical", n_levels=5, **kwargs)
+        build(16, [12], 3, likelihood="categorical", n_levels=5, **kwargs)
 
 
 def test_vamp_prior_module_needs_an_encoder():
-    prior = VampPrior(3, 16)
     mean, logvar = torch.zeros(3, 2), torch.zeros(3, 2)
-    density = prior(lambda u: (mean, logvar)).log_prob(torch.zeros(2))
+    prior = VampPrior(3, 16, lambda u: (mean, logvar))
+    density = prior().log_prob(torch.zeros(2))
     torch.testing.assert_close(density, torch.tensor(-math.log(2 * math.pi)))
 
 

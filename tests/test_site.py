@@ -21,6 +21,7 @@ import importlib.util
 import os
 import re
 import shutil
+import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -28,7 +29,10 @@ from pathlib import Path
 import pytest
 from PIL import Image
 from PIL.PngImagePlugin import PngInfo
-from sitecheck import CHROMIUM, MIN_TEXT_KEY, PHONE, Problem, check_links, check_pages, open_browser
+from sitecheck import MIN_TEXT_KEY, PHONE, Problem, check_links, check_pages
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "book"))
+from browser import HOW_TO_INSTALL, MACOS_CHROME, find_chromium, open_browser
 
 REAL_SITE = os.environ.get("VAE_SITE")
 needs_real_site = pytest.mark.skipif(not REAL_SITE, reason="set VAE_SITE to a built site, e.g. VAE_SITE=_build/html")
@@ -104,8 +108,8 @@ def browser() -> Iterator[object]:
     Without it the tests skip, except when ``VAE_SITE`` asks for the real check: then they fail.
     """
     missing = None
-    if not CHROMIUM.exists():
-        missing = f"no Chromium at {CHROMIUM} (apt-get install chromium)"
+    if find_chromium() is None:
+        missing = f"no Chromium or Chrome found ({HOW_TO_INSTALL})"
     elif importlib.util.find_spec("playwright") is None:
         missing = "playwright is not installed (pip install -r requirements.txt)"
     if missing and REAL_SITE:
@@ -312,7 +316,6 @@ def test_book_copy_with_planted_faults_fails(browser, tmp_path: Path) -> None:
 def test_book_pdf_has_a_bookmark_per_page_in_reading_order() -> None:
     """``python book/pdf.py`` has printed the site: one bookmark per page of the book, in toc order."""
     pypdf = pytest.importorskip("pypdf")
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "book"))
     from pdf import PDF_NAME, book_pages
 
     reader = pypdf.PdfReader(Path(REAL_SITE) / PDF_NAME)
@@ -321,3 +324,18 @@ def test_book_pdf_has_a_bookmark_per_page_in_reading_order() -> None:
     assert [title.split(".")[0] for title in titles[1:-2]] == [str(n) for n in range(1, len(titles) - 2)]
     pages = [reader.get_destination_page_number(item) for item in reader.outline]
     assert pages == sorted(pages) and len(reader.pages) > 2 * len(titles)
+
+
+def test_pdf_without_a_browser_says_in_one_line_how_to_get_it(tmp_path: Path) -> None:
+    """No Chromium or Chrome anywhere: ``python book/pdf.py`` explains in one line and succeeds."""
+    pytest.importorskip("pypdf")
+    if MACOS_CHROME.is_file():
+        pytest.skip("Chrome is installed in /Applications, where no PATH can hide it")
+    (tmp_path / "index.html").write_text("<!DOCTYPE html><title>a built site</title>")
+    pdf = Path(__file__).resolve().parents[1] / "book" / "pdf.py"
+    env = {**os.environ, "PATH": str(tmp_path)}  # a PATH without any browser
+    run = subprocess.run([sys.executable, str(pdf), str(tmp_path)], capture_output=True, text=True, env=env,
+                         check=False)
+    assert run.returncode == 0, run.stderr
+    assert len(run.stdout.splitlines()) == 1 and "install Chromium" in run.stdout and "python book/pdf.py" in run.stdout
+    assert not (tmp_path / "vae-book.pdf").exists()

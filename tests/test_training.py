@@ -118,7 +118,7 @@ def test_bad_data_gets_a_clear_error(digits):
     "make",
     [
         lambda: VAE(64, [32, 16], 3, likelihood="gaussian", sigma=0.3, learn_sigma=True),
-        lambda: VAE(64, [32], likelihood="categorical", n_levels=17),
+        lambda: VAE(64, [32], 16, likelihood="categorical", n_levels=17),
         lambda: Autoencoder(64, [32], 2, likelihood="bernoulli"),
     ],
 )
@@ -182,11 +182,11 @@ def record_elbo_calls(monkeypatch) -> list[tuple[float, int]]:
     """Make ``fit`` log the (KL weight, n_samples) of every training step."""
     calls = []
 
-    def logged(model, x, beta=1.0, n_samples=1, posterior=None, c=None):
+    def logged(model, x, beta=1.0, n_samples=1, posterior=None, y=None):
         calls.append((beta, n_samples))
-        return vae.objectives._elbo(model, x, beta, n_samples, posterior, c)
+        return vae.objectives.elbo(model, x, beta, n_samples, posterior, y)
 
-    monkeypatch.setattr(vae.training, "_elbo", logged)
+    monkeypatch.setattr(vae.training, "elbo", logged)
     return calls
 
 

@@ -17,7 +17,7 @@ import sklearn.datasets
 import torch
 from torch import Tensor
 
-from vae.checks import check_positive, check_positive_int
+from vae.validation import check_positive, check_positive_int
 
 N_LEVELS = 17  # sklearn's digits hold grey levels 0..16
 
@@ -76,7 +76,7 @@ def two_moons(n: int = 1000, noise: float = 0.08, seed: int = 0) -> tuple[Tensor
     return torch.as_tensor(x, dtype=torch.float32), torch.as_tensor(y, dtype=torch.int64)
 
 
-def gaussian_mixture(
+def mixture_samples(
     n: int = 1000,
     means: list[list[float]] | None = None,
     covs: list[list[list[float]]] | None = None,

@@ -14,9 +14,9 @@ import torch
 from torch import Tensor
 from torch.distributions import Distribution, Normal
 
-from vae.checks import check_positive, check_positive_int
-from vae.models import diagonal_gaussian
-from vae.objectives import gaussian_kl
+from vae.validation import check_positive, check_positive_int
+from vae.priors import diagonal_gaussian
+from vae.priors import gaussian_kl
 
 
 def _check_pair(mean: Tensor, logvar: Tensor) -> None:

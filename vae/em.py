@@ -10,21 +10,19 @@ For any distribution q over the components of a point x (a row of
 "responsibilities" r), log p(x) = ELBO(r) + KL(r || p(z|x)). The E-step sets
 r to the posterior, which closes the gap; the M-step maximises the ELBO over
 the parameters with r fixed. :func:`run_em` records every quantity in that
-argument at every iteration.
+argument at every iteration. To draw a 2-D mixture, see :func:`vae.plots.draw_mixture`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-import matplotlib.pyplot as plt
 import numpy as np
 import torch
 from scipy.special import logsumexp, xlogy
 from scipy.stats import multivariate_normal
 
-from vae.checks import check_data, check_positive_int
-from vae.plots import gaussian_ellipse
+from vae.validation import check_data, check_positive_int
 
 
 @dataclass(frozen=True)
@@ -157,7 +155,7 @@ def m_step(x: object, resp: object) -> Mixture:
         raise ValueError(f"the M-step produced an invalid mixture ({err}); a component may have collapsed") from err
 
 
-def elbo(x: object, mixture: Mixture, resp: object) -> np.ndarray:
+def mixture_elbo(x: object, mixture: Mixture, resp: object) -> np.ndarray:
     """ELBO(r, theta) = sum_k r_nk [log p(x_n, z_n = k) - log r_nk] per point, shape [N], nats.
 
     A lower bound on log p(x_n) for any responsibilities; ``0 log 0`` counts as 0.
@@ -214,9 +212,9 @@ def run_em(x: object, init: Mixture, n_iter: int) -> EMRun:
         old = mixtures[-1]
         resp = e_step(x, old)
         new = m_step(x, resp)
-        records["elbo_after_e"].append(elbo(x, old, resp).mean())
+        records["elbo_after_e"].append(mixture_elbo(x, old, resp).mean())
         records["gap_after_e"].append(kl_to_posterior(x, old, resp).mean())
-        records["elbo_after_m"].append(elbo(x, new, resp).mean())
+        records["elbo_after_m"].append(mixture_elbo(x, new, resp).mean())
         records["gap_after_m"].append(kl_to_posterior(x, new, resp).mean())
         mixtures.append(new)
     log_likelihood = np.array([log_density(x, m).mean() for m in mixtures])
@@ -234,18 +232,3 @@ def random_init(x: object, n_components: int, seed: int = 0) -> Mixture:
     means = x[rng.choice(len(x), size=n_components, replace=False)]
     cov = np.cov(x.T, bias=True).reshape(x.shape[1], x.shape[1])
     return Mixture(np.full(n_components, 1 / n_components), means, np.stack([cov] * n_components))
-
-
-def draw_mixture(
-    mixture: Mixture, ax: plt.Axes, colors: list | None = None, n_std: tuple[float, ...] = (1.0, 2.0)
-) -> plt.Axes:
-    """Draw each component of a 2-D mixture on ``ax``: its mean (a cross) and its
-    1- and 2-standard-deviation ellipses, with line width growing with its weight."""
-    if mixture.dim != 2:
-        raise ValueError(f"can only draw a 2-D mixture, this one has d = {mixture.dim}")
-    colors = colors if colors is not None else [f"C{k}" for k in range(mixture.n_components)]
-    for w, m, c, color in zip(mixture.weights, mixture.means, mixture.covs, colors):
-        for s in n_std:
-            gaussian_ellipse(ax, m, c, s, fill=False, color=color, lw=0.6 + 2.5 * w)
-        ax.plot(*m, marker="x", color=color, ms=6, mew=1.5)
-    return ax

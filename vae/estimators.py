@@ -21,7 +21,7 @@ import torch
 from torch import Tensor
 from torch.distributions import Normal
 
-from vae.checks import check_positive_int
+from vae.validation import check_positive_int
 
 Objective = Callable[[Tensor], Tensor]  # z [S, L] -> f(z) [S], row by row
 

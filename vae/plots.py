@@ -1,22 +1,19 @@
-"""Figures for the book, and an interactive latent-space explorer.
+"""Figures for the book.
 
-Each function draws and returns its Figure (or Axes, or widget) and never calls
-``plt.show()``. ``image_shape`` is (height, width). Tensors may sit on any
-device: codes are moved to the model's device to be decoded, and everything is
-brought back to the CPU before matplotlib sees it.
+Each function draws and returns its Figure (or Axes) and never calls ``plt.show()``. The numbers
+they draw come from :mod:`vae.latent`; the interactive explorer is in :mod:`vae.explorer` and the
+animation in :mod:`vae.animation`. ``image_shape`` is (height, width). Tensors may sit on any
+device: codes are moved to the model's device to be decoded, and everything is brought back to
+the CPU before matplotlib sees it.
 """
 
 from __future__ import annotations
 
-import base64
-import io
-import re
-from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
-from matplotlib.animation import FuncAnimation
 from matplotlib.figure import Figure
 from matplotlib.image import AxesImage
 from matplotlib.patches import Ellipse, Rectangle
@@ -24,19 +21,19 @@ from matplotlib.patheffects import withStroke
 from sklearn.decomposition import PCA
 from torch import Tensor
 
-from vae.checks import check_positive, check_positive_int
-from vae.diagnostics import aggregate_log_density
-from vae.models import VAE, Autoencoder
+from vae.latent import codes, density_grid, ellipse, interpolate, to_model_device
+from vae.latent import to_numpy as _numpy
 from vae.style import COLUMN_WIDTH, DIGIT_COLOURS, DIGIT_MARKERS, LINE_COLOURS
+from vae.validation import check_positive, check_positive_int
+
+if TYPE_CHECKING:
+    from vae.em import Mixture
+    from vae.models import VAE, Autoencoder
 
 
 def _signed(text: str) -> str:
     """``text`` with a typographic minus sign (as matplotlib's own tick labels) for each hyphen-minus."""
     return text.replace("-", "\N{MINUS SIGN}")
-
-
-def _numpy(t: Tensor | np.ndarray) -> np.ndarray:
-    return t.detach().cpu().numpy() if isinstance(t, Tensor) else np.asarray(t)
 
 
 def image_grid(
@@ -77,22 +74,6 @@ def _check_image_shape(image_shape: tuple[int, int]) -> None:
         check_positive_int("each side of image_shape", side)
 
 
-def ellipse(mean: object, cov: object, n_std: float = 2.0) -> tuple[float, float, float]:
-    """Width, height and angle (degrees) of the ``n_std``-standard-deviation ellipse of a 2-D Gaussian.
-
-    The axes lie along the eigenvectors of ``cov``; width is along the largest.
-    """
-    check_positive("n_std", n_std)
-    cov = _numpy(cov).astype(np.float64)
-    if cov.shape != (2, 2) or _numpy(mean).shape != (2,):
-        raise ValueError(f"need a mean [2] and a covariance [2, 2], got {list(np.shape(mean))} and {list(cov.shape)}")
-    values, vectors = np.linalg.eigh(cov)  # ascending
-    if values[0] <= 0:
-        raise ValueError(f"covariance must be positive definite, got eigenvalues {values.tolist()}")
-    angle = np.degrees(np.arctan2(vectors[1, 1], vectors[0, 1]))
-    return 2 * n_std * float(np.sqrt(values[1])), 2 * n_std * float(np.sqrt(values[0])), float(angle)
-
-
 def gaussian_ellipse(ax: plt.Axes, mean: object, cov: object, n_std: float = 2.0, **style) -> Ellipse:
     """Draw the ``n_std``-standard-deviation ellipse of the 2-D Gaussian N(``mean``, ``cov``) on ``ax``.
 
@@ -120,18 +101,6 @@ def code_axes(ax: plt.Axes, z1: object, z2: object, image_shape: tuple[int, int]
     ax.set(xlabel="$z_1$", ylabel="$z_2$")
     ax.tick_params(length=2, pad=1)
     return ax
-
-
-def vmax(model: VAE | Autoencoder) -> float:
-    """The brightest value the model's images can take: 1, or the top grey level."""
-    return model.lik.n_levels - 1 if model.lik.name == "categorical" else 1.0
-
-
-@torch.no_grad()
-def codes(model: VAE | Autoencoder, x: Tensor) -> Tensor:
-    """Where each input lands in latent space: the VAE's posterior mean or the AE's code, [N, L]."""
-    out = model.encode(x)
-    return out[0] if isinstance(model, VAE) else out
 
 
 def digit_scatter(ax: plt.Axes, z: Tensor | np.ndarray, labels: Tensor | np.ndarray, size: float = 8) -> None:
@@ -173,8 +142,8 @@ def reconstructions(model: VAE | Autoencoder, x: Tensor, image_shape: tuple[int,
     x = x[:n]
     recon = model.decode(codes(model, x))
     fig, axes = plt.subplots(2, 1, figsize=(min(n * 0.6, COLUMN_WIDTH), 1.6))
-    image_grid(x, image_shape, n, axes[0], vmax(model))
-    image_grid(recon, image_shape, n, axes[1], vmax(model))
+    image_grid(x, image_shape, n, axes[0], model.lik.max_value)
+    image_grid(recon, image_shape, n, axes[1], model.lik.max_value)
     axes[0].set_title("inputs (top) and reconstructions (bottom)")
     return fig
 
@@ -204,7 +173,7 @@ def manifold(
     z1, z2 = torch.meshgrid(grid, grid.flip(0), indexing="xy")
     z = torch.stack([z1.flatten(), z2.flatten()], dim=1)
     fig, ax = plt.subplots(figsize=(5, 5))
-    image_grid(model.decode(z), image_shape, n, ax, vmax(model))
+    image_grid(model.decode(to_model_device(model, z)), image_shape, n, ax, model.lik.max_value)
     code_axes(ax, grid, grid.flip(0), image_shape)
     ax.set_title(_signed(f"decoded grid, $z$ from {grid[0]:.2f} to {grid[-1]:.2f}"))
     return fig
@@ -214,7 +183,7 @@ def manifold(
 def prior_samples(model: VAE, image_shape: tuple[int, int], n: int = 40, ncols: int = 10) -> Figure:
     """Mean images of p(x|z) for ``n`` draws z ~ p(z)."""
     fig, ax = plt.subplots(figsize=(ncols * 0.6, -(-n // ncols) * 0.6))
-    image_grid(model.sample(n), image_shape, ncols, ax, vmax(model))
+    image_grid(model.sample(n), image_shape, ncols, ax, model.lik.max_value)
     ax.set_title("samples from the prior")
     return fig
 
@@ -223,9 +192,9 @@ def prior_samples(model: VAE, image_shape: tuple[int, int], n: int = 40, ncols: 
 def interpolation(
     model: VAE | Autoencoder, x_a: Tensor, x_b: Tensor, image_shape: tuple[int, int], steps: int = 10
 ) -> Figure:
-    """Draw :func:`interpolate`: the decoded straight line between the codes of ``x_a`` and ``x_b`` [D]."""
+    """Draw :func:`vae.latent.interpolate`: the decoded straight line between the codes of ``x_a`` and ``x_b`` [D]."""
     fig, ax = plt.subplots(figsize=(steps * 0.6, 0.9))
-    image_grid(interpolate(model, x_a, x_b, steps), image_shape, steps, ax, vmax(model))
+    image_grid(interpolate(model, x_a, x_b, steps), image_shape, steps, ax, model.lik.max_value)
     ax.set_title("interpolation in latent space")
     return fig
 
@@ -244,26 +213,6 @@ def training_curves(history: dict[str, list[float]]) -> Figure:
     return fig
 
 
-def grid_over_codes(z: Tensor, n: int = 15, coverage: float = 0.98, margin: float = 0.0) -> Tensor:
-    """An n-by-n grid of 2-D points [n*n, 2] over the box holding ``coverage`` of the codes ``z`` [N, 2] on each axis.
-
-    ``margin`` widens the box by that much (in code units) on every side, to look beyond the codes.
-    Rows run from top (largest z_2) to bottom, as :func:`vae.plots.image_grid` draws them. On the CPU.
-    """
-    check_positive_int("n", n)
-    if z.dim() != 2 or z.shape[1] != 2:
-        raise ValueError(f"codes must be [N, 2], got {list(z.shape)}")
-    if not 0 < coverage <= 1:
-        raise ValueError(f"coverage must be in (0, 1], got {coverage}")
-    if margin != 0:
-        margin = check_positive("margin", margin)
-    z = z.detach().cpu()
-    tail = (1 - coverage) / 2
-    lo, hi = torch.quantile(z, tail, dim=0) - margin, torch.quantile(z, 1 - tail, dim=0) + margin
-    z1, z2 = torch.meshgrid(torch.linspace(lo[0], hi[0], n), torch.linspace(hi[1], lo[1], n), indexing="xy")
-    return torch.stack([z1.flatten(), z2.flatten()], dim=1)
-
-
 @torch.no_grad()
 def decoded_grid(
     model: VAE | Autoencoder,
@@ -272,12 +221,12 @@ def decoded_grid(
     holes: Tensor | None = None,
     ax: plt.Axes | None = None,
 ) -> plt.Axes:
-    """Decode a square grid of codes [n*n, 2] (rows from top to bottom, as :func:`grid_over_codes` makes
+    """Decode a square grid of codes [n*n, 2] (rows from top to bottom, as :func:`vae.latent.grid_over_codes` makes
     them), label the axes with the codes, and shade in red the cells where ``holes`` [n*n] (bool) is true."""
-    n = int(round(len(grid) ** 0.5))
+    n = round(len(grid) ** 0.5)
     if n * n != len(grid):
         raise ValueError(f"grid must hold a square number of points, got {len(grid)}")
-    ax = image_grid(model.decode(grid), image_shape, n, ax, vmax(model))
+    ax = image_grid(model.decode(to_model_device(model, grid)), image_shape, n, ax, model.lik.max_value)
     code_axes(ax, grid[:n, 0], grid[::n, 1], image_shape)
     if holes is not None:
         h, w = image_shape
@@ -295,7 +244,7 @@ def posterior_ellipses(
     if model.latent_dim != 2:
         raise ValueError(f"posterior_ellipses needs a 2-D latent space, the model has {model.latent_dim}")
     check_positive("n_sigma", n_sigma)
-    mean, logvar = (t.cpu().numpy() for t in model.encode(x))
+    mean, logvar = (_numpy(t) for t in model.encode(to_model_device(model, x)))
     if ax is None:
         _, ax = plt.subplots(figsize=(5.2, 4.6), layout="constrained")
     labels = _numpy(labels).astype(int)
@@ -308,18 +257,8 @@ def posterior_ellipses(
     return ax.figure
 
 
-def _densities(model: VAE, x: Tensor, limit: float, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """The aggregate posterior q(z) of the inputs ``x`` and the model's prior p(z), for a 2-D code, on an
-    n-by-n grid over [−limit, limit]²: two arrays [n, n], z_2 along the rows (as ``imshow`` wants)."""
-    mean, logvar = model.encode(x)
-    g = torch.linspace(-limit, limit, n)
-    z = torch.cartesian_prod(g, g).to(mean.device)  # first coordinate varies slowest
-    q, p = aggregate_log_density(mean, logvar, z).exp(), model.prior().log_prob(z).exp()
-    return _numpy(q).reshape(n, n).T, _numpy(p).reshape(n, n).T
-
-
 def _density_panel(ax: plt.Axes, density: np.ndarray, limit: float, top: float) -> AxesImage:
-    """Show a density from :func:`_densities` on ``ax`` (colour scale 0 to ``top``), with the 1, 2 and 3
+    """Show a density from :func:`vae.latent.density_grid` on ``ax`` (colour scale 0 to ``top``), with the 1, 2 and 3
     standard-deviation circles of N(0, I) dashed on top."""
     image = ax.imshow(density, origin="lower", extent=(-limit, limit, -limit, limit), cmap="viridis", vmin=0, vmax=top)
     for r in (1, 2, 3):
@@ -336,7 +275,7 @@ def aggregate_posterior(model: VAE, x: Tensor, limit: float = 3.5, n: int = 141)
     """
     if model.latent_dim != 2:
         raise ValueError(f"aggregate_posterior needs a 2-D latent space, the model has {model.latent_dim}")
-    q, p = _densities(model, x, limit, n)
+    q, p = density_grid(model, x, limit, n)
     top = max(q.max(), p.max())
     fig, axes = plt.subplots(1, 2, figsize=(COLUMN_WIDTH, 3.0), sharey=True, layout="constrained")
     for ax, density, title in zip(axes, (q, p), ("aggregate posterior $q(z)$", "prior $p(z) = N(0, I)$")):
@@ -372,23 +311,13 @@ def traversals(
     for row, d in enumerate(dims):
         z[row, :, d] = values
     fig, ax = plt.subplots(figsize=(min(COLUMN_WIDTH, steps * 0.5 + 0.9), len(dims) * 0.6 + 0.5))
-    image_grid(model.decode(z.reshape(-1, model.latent_dim)), image_shape, steps, ax, vmax(model))
+    decoded = model.decode(to_model_device(model, z.reshape(-1, model.latent_dim)))
+    image_grid(decoded, image_shape, steps, ax, model.lik.max_value)
     h = image_shape[0]
     for row, d in enumerate(dims):
         ax.text(-1.5, row * (h + 1) + h / 2, f"$z_{{{d}}}$", ha="right", va="center")
     ax.set_title(f"traversals: one coordinate from {-span:g} to {span:g}, the others fixed")
     return fig
-
-
-@torch.no_grad()
-def interpolate(model: VAE | Autoencoder, x_a: Tensor, x_b: Tensor, steps: int = 10) -> Tensor:
-    """Decoded images [steps, D] at evenly spaced codes on the line from the code of ``x_a`` to that of ``x_b`` [D]."""
-    check_positive_int("steps", steps)
-    if not (isinstance(x_a, Tensor) and isinstance(x_b, Tensor)) or x_a.dim() != 1 or x_a.shape != x_b.shape:
-        raise ValueError("x_a and x_b must be two single inputs, tensors of shape [D]")
-    z = codes(model, torch.stack([x_a, x_b]))
-    t = torch.linspace(0, 1, steps, device=z.device).unsqueeze(1)
-    return model.decode((1 - t) * z[0] + t * z[1])
 
 
 @torch.no_grad()
@@ -406,99 +335,6 @@ def image_rows(rows: dict[str, Tensor], image_shape: tuple[int, int], vmax: dict
         image_grid(images, image_shape, ncols, ax, None if vmax is None else vmax.get(name))
         ax.text(-1.5, image_shape[0] / 2, name, ha="right", va="center")
     return fig
-
-
-def latent_explorer(model: VAE, image_shape: tuple[int, int], dims: list[int] | None = None, limit: float = 3.0):
-    """An ipywidgets panel: one slider per latent dimension in ``dims`` (default: all), and the decoded image.
-
-    Needs ``ipywidgets`` and a notebook front end that shows widgets (Jupyter,
-    VS Code, Colab); on a static page use :func:`traversals` instead.
-    """
-    try:
-        import ipywidgets as widgets
-    except ImportError as err:
-        raise ImportError("latent_explorer needs ipywidgets: pip install ipywidgets") from err
-    dims = list(range(model.latent_dim)) if dims is None else dims
-    sliders = {f"z{d}": widgets.FloatSlider(0.0, min=-limit, max=limit, step=0.1, description=f"z{d}") for d in dims}
-
-    def show(**values: float) -> None:
-        z = torch.zeros(1, model.latent_dim)
-        for d in dims:
-            z[0, d] = values[f"z{d}"]
-        with torch.no_grad():
-            image = model.decode(z).cpu().reshape(image_shape).numpy()
-        fig, ax = plt.subplots(figsize=(2.5, 2.5))
-        ax.imshow(image, cmap="gray_r", vmin=0, vmax=vmax(model))
-        ax.set_axis_off()
-        plt.show()
-
-    return widgets.interactive(show, **sliders)
-
-
-PLAYER_ICONS = {
-    "fa fa-minus": "&minus;", "fa fa-fast-backward": "|&#x25C1;", "fa fa-step-backward": "&#x25C1;",
-    "fa fa-play fa-flip-horizontal": "&#x25C0;", "fa fa-pause": "&#x2759;&#x2759;", "fa fa-play": "&#x25B6;",
-    "fa fa-step-forward": "&#x25B7;", "fa fa-fast-forward": "&#x25B7;|", "fa fa-plus": "+",
-}
-
-
-@dataclass(frozen=True)
-class Animation:
-    """An animation for a notebook: an HTML/JavaScript player, with its last frame as a still image
-    for front ends that cannot run it (the notebook picks whichever it can show)."""
-
-    html: str
-    still_png: bytes
-
-    def _repr_mimebundle_(self, include=None, exclude=None) -> dict[str, object]:
-        return {"text/html": self.html, "image/png": base64.b64encode(self.still_png).decode()}
-
-
-def codes_over_training(
-    snapshots: list[Tensor], labels: Tensor, epochs: list[int], limit: float = 4.0, interval_ms: int = 400
-) -> Animation:
-    """Animate 2-D codes [N, 2], one snapshot per entry of ``epochs``, coloured by ``labels`` [N].
-
-    The axes are fixed at [-limit, limit] with the prior's 1, 2 and 3 standard-deviation circles,
-    so the frames can be compared.
-    """
-    if not snapshots or len(snapshots) != len(epochs):
-        raise ValueError(f"need one snapshot per epoch, got {len(snapshots)} snapshots and {len(epochs)} epochs")
-    frames = [_numpy(z) for z in snapshots]
-    if any(z.ndim != 2 or z.shape[1] != 2 for z in frames):
-        raise ValueError("each snapshot must hold 2-D codes [N, 2]")
-    check_positive("limit", limit)
-    # The player embeds every frame: keep them light (100 CSS pixels per inch, as the book's figures).
-    fig, ax = plt.subplots(figsize=(5.2, 4.4), dpi=100, layout="constrained")
-    labels = _numpy(labels).astype(int)
-    digit_scatter(ax, frames[0], labels)
-    points = {digit: collection for digit, collection in zip(np.unique(labels), ax.collections)}
-    names = [text for text in ax.texts]
-    for r in (1, 2, 3):
-        ax.add_patch(plt.Circle((0, 0), r, fill=False, color="grey", lw=0.8, ls="--"))
-    ax.set(xlim=(-limit, limit), ylim=(-limit, limit), aspect="equal", xlabel="$z_1$", ylabel="$z_2$")
-    title = ax.set_title("")
-
-    def draw(i: int) -> None:
-        for (digit, collection), name in zip(points.items(), names):
-            here = frames[i][labels == digit]
-            collection.set_offsets(here)
-            name.set_position(np.median(here, axis=0))
-        title.set_text(f"posterior means after epoch {epochs[i]}")
-
-    animation = FuncAnimation(fig, draw, frames=len(frames), interval=interval_ms)
-    with plt.rc_context({"animation.frame_format": "jpeg"}):  # half the bytes of PNG frames
-        html = animation.to_jshtml(default_mode="once")
-    # The player styles its buttons with Font Awesome from a CDN; the book works offline, so the
-    # stylesheet goes and each icon becomes a plain character.
-    html = re.sub(r'<link rel="stylesheet"\s+href="[^"]*font-awesome[^"]*">', "", html)
-    for icon, text in PLAYER_ICONS.items():
-        html = html.replace(f'<i class="{icon}"></i>', text)
-    draw(len(frames) - 1)
-    still = io.BytesIO()
-    fig.savefig(still, format="png", dpi=100)
-    plt.close(fig)
-    return Animation(html, still.getvalue())
 
 
 @torch.no_grad()
@@ -520,7 +356,7 @@ def aggregate_vs_prior(models: dict[str, VAE], x: Tensor, limit: float = 4.0, n:
     fig, axes = plt.subplots(2, len(models), figsize=(min(COLUMN_WIDTH, 2.27 * len(models)), 4.4), squeeze=False,
                              sharex=True, sharey=True, layout="constrained")
     for column, (name, model) in zip(axes.T, models.items()):
-        densities = _densities(model, x, limit, n)
+        densities = density_grid(model, x, limit, n)
         top = max(d.max() for d in densities)
         for ax, density in zip(column, densities):
             _density_panel(ax, density, limit, top)
@@ -539,7 +375,7 @@ def samples_per_class(model: VAE, image_shape: tuple[int, int], n: int = 8) -> F
         raise ValueError("samples_per_class needs a conditional VAE (n_classes > 0)")
     check_positive_int("n", n)
     rows = {f"y = {k}": model.sample(n, y=k) for k in range(model.n_classes)}
-    return image_rows(rows, image_shape, dict.fromkeys(rows, vmax(model)))
+    return image_rows(rows, image_shape, dict.fromkeys(rows, model.lik.max_value))
 
 
 @torch.no_grad()
@@ -550,11 +386,29 @@ def same_code_every_label(model: VAE, z: Tensor, image_shape: tuple[int, int]) -
     """
     if not model.n_classes:
         raise ValueError("same_code_every_label needs a conditional VAE (n_classes > 0)")
-    z = model.on_device(z)
-    if z.dim() != 2 or z.shape[1] != model.latent_dim:
-        raise ValueError(f"z must be [M, {model.latent_dim}], got {list(z.shape)}")
-    labels = torch.arange(model.n_classes)
+    if not isinstance(z, Tensor) or z.dim() != 2 or z.shape[1] != model.latent_dim:
+        raise ValueError(f"z must be [M, {model.latent_dim}] (a tensor), got {list(np.shape(z))}")
+    z = to_model_device(model, z)
+    labels = torch.arange(model.n_classes, device=z.device)
     rows = {f"code {i + 1}": model.decode(code.expand(model.n_classes, -1), labels) for i, code in enumerate(z)}
-    fig = image_rows(rows, image_shape, dict.fromkeys(rows, vmax(model)))
+    fig = image_rows(rows, image_shape, dict.fromkeys(rows, model.lik.max_value))
     fig.axes[0].set_title("labels " + ", ".join(str(k) for k in range(model.n_classes)) + " from left to right")
     return fig
+
+
+def draw_mixture(
+    mixture: Mixture, ax: plt.Axes, colors: list | None = None, n_std: tuple[float, ...] = (1.0, 2.0)
+) -> plt.Axes:
+    """Draw each component of a 2-D Gaussian mixture (:class:`vae.em.Mixture`) on ``ax``: its mean
+    (a cross) and its ``n_std``-standard-deviation ellipses, with line width growing with its weight.
+
+    ``colors`` gives one matplotlib colour per component (default: C0, C1, ...).
+    """
+    if mixture.dim != 2:
+        raise ValueError(f"can only draw a 2-D mixture, this one has d = {mixture.dim}")
+    colors = colors if colors is not None else [f"C{k}" for k in range(mixture.n_components)]
+    for w, m, c, color in zip(mixture.weights, mixture.means, mixture.covs, colors):
+        for s in n_std:
+            gaussian_ellipse(ax, m, c, s, fill=False, color=color, lw=0.6 + 2.5 * w)
+        ax.plot(*m, marker="x", color=color, ms=6, mew=1.5)
+    return ax

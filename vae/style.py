@@ -6,7 +6,9 @@ A figure is drawn in inches and shown at ``CSS_PX_PER_INCH`` CSS pixels per inch
 colours and makes notebooks show every figure as a PNG at twice that resolution (sharp on high-DPI
 screens) whose HTML size is given, so the page does not jump while it loads and the book links each
 figure to its full-size file. The PNG records the height of its smallest text
-(``MIN_TEXT_KEY``), which the website test turns into the size a reader sees.
+(``MIN_TEXT_KEY``), which the website test turns into the size a reader sees. Matplotlib is imported
+only when a function here runs, so ``import vae`` (and modules without figures, such as ``vae.em``)
+does not load it.
 
 The ten digit classes get `DIGIT_COLOURS` (Paul Tol's "muted" scheme, with a dark grey for the
 tenth class) and `DIGIT_MARKERS`, a second cue for readers who cannot tell two colours apart.
@@ -16,10 +18,12 @@ from __future__ import annotations
 
 import base64
 import io
+from typing import TYPE_CHECKING
 
-import matplotlib as mpl
-from matplotlib.figure import Figure
-from matplotlib.text import Text
+from cycler import cycler
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 COLUMN_WIDTH = 6.8  # inches: the text column of the website at CSS_PX_PER_INCH
 CSS_PX_PER_INCH = 100  # how large the website shows one inch of a figure, in CSS pixels
@@ -55,7 +59,7 @@ BOOK_STYLE = {
     "legend.fontsize": 9,
     "legend.title_fontsize": 9,
     "figure.titlesize": 11,
-    "axes.prop_cycle": mpl.cycler(color=LINE_COLOURS),
+    "axes.prop_cycle": cycler(color=LINE_COLOURS),
     "axes.spines.top": False,
     "axes.spines.right": False,
     "image.cmap": "viridis",
@@ -66,6 +70,8 @@ BOOK_STYLE = {
 
 def min_text_pt(fig: Figure) -> float | None:
     """The size in points of the smallest visible, non-empty text in ``fig`` (None if it has no text)."""
+    from matplotlib.text import Text
+
     sizes = [text.get_fontsize() for text in fig.findobj(Text) if text.get_visible() and text.get_text().strip()]
     return min(sizes, default=None)
 
@@ -92,6 +98,7 @@ def use_book_style() -> None:
     Every chapter calls this once at the top. Outside IPython only the style is set.
     """
     import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
     # Load the notebook's backend now (pyplot loads it only for the first figure): it installs its own
     # PNG formatter, which the one below must replace.

@@ -20,7 +20,7 @@ from typing import NamedTuple
 import numpy as np
 import sympy as sp
 
-from vae.checks import check_positive_int
+from vae.validation import check_positive_int
 
 z = sp.Symbol("z", real=True)
 mu_p, mu_q = sp.symbols("mu_p mu_q", real=True)

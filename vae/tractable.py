@@ -27,8 +27,8 @@ import torch
 from torch import Tensor
 from torch.distributions import Distribution, Independent, Normal
 
-from vae.checks import check_data, check_positive, check_positive_int
-from vae.objectives import gaussian_kl
+from vae.validation import check_data, check_positive, check_positive_int
+from vae.priors import gaussian_kl
 
 Likelihood = Callable[[Tensor], Distribution]
 

@@ -95,3 +95,26 @@ def check_tensor(name: str, value: object) -> Tensor:
         kind = f"a tensor of dtype {value.dtype}" if isinstance(value, Tensor) else type(value).__name__
         raise TypeError(f"{name} must be a floating-point torch.Tensor, got {kind}")
     return value
+
+
+def check_labels(y: object, n_classes: int, shape: tuple[int, ...]) -> Tensor | None:
+    """Labels ``y``: ints ``0 .. n_classes - 1`` (a tensor, array or int) that broadcast to ``shape``.
+
+    Returns them as a long tensor; ``n_classes`` 0 means a model without labels, which takes none.
+    """
+    if not n_classes:
+        if y is not None:
+            raise ValueError("this model is unconditional: it takes no labels y (a vae.ConditionalVAE does)")
+        return None
+    if y is None:
+        raise ValueError(f"this model is conditional (n_classes={n_classes}): pass the labels y")
+    y = torch.as_tensor(y)
+    if y.is_floating_point() or y.is_complex() or y.dtype == torch.bool:
+        raise TypeError(f"labels y must be integers 0..{n_classes - 1}, got dtype {y.dtype}")
+    try:
+        torch.broadcast_shapes(y.shape, shape)
+    except RuntimeError:
+        raise ValueError(f"labels y of shape {list(y.shape)} do not match the batch {list(shape)}") from None
+    if y.numel() and (y.min() < 0 or y.max() >= n_classes):
+        raise ValueError(f"labels y must lie in 0..{n_classes - 1}, got values in [{y.min()}, {y.max()}]")
+    return y.long()

@@ -1,7 +1,7 @@
 """The loss doctor: say in plain words what a hand-written VAE loss computes, and how to fix it.
 
 A learner's loss is written against the classroom interface, ``loss(output, x)``, where ``output``
-is the dict that :meth:`vae.VAE.forward` returns (``imgs`` [B, D], ``z`` [B, L], ``mean`` [B, L],
+is the dict that :func:`vae.interface.classroom_output` returns (``imgs`` [B, D], ``z`` [B, L], ``mean`` [B, L],
 ``logvar`` [B, L]) and the result is one number. The right answer is the negative ELBO per example
 in nats: the mean over the batch of −log p(x|z) summed over pixels, plus KL(q(z|x) || p(z)).
 
@@ -38,8 +38,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from vae.checks import check_data, check_positive, check_positive_int
-from vae.models import SIGMA_RANGE, VAE, check_model
+from vae.boundary import checked, data, device_of, model_is, outside
+from vae.likelihoods import SIGMA_RANGE
+from vae.models import VAE, ConditionalVAE
+from vae.validation import check_data, check_positive, check_positive_int
 
 N_FIT = 48  # probes for the least-squares fit; it has 9 unknowns
 LOGVAR_EDGE = 50.0  # a logvar far out, where float32 still holds every correct loss's value
@@ -246,7 +248,8 @@ def evaluate(loss: Callable[[dict[str, Tensor], Tensor], object], probes: Probes
     with torch.no_grad():
         for output, x in zip(probes.outputs, probes.xs):
             copy = {k: v.to(device, copy=True) for k, v in output.items()}
-            value = loss(copy, x.to(device, copy=True))
+            with outside():  # the learner's code calls the library as any caller does: checked
+                value = loss(copy, x.to(device, copy=True))
             if isinstance(value, (Tensor, np.ndarray, np.generic)):
                 if (value.numel() if isinstance(value, Tensor) else value.size) != 1:
                     raise TypeError(f"loss(output, x) must return one number for the batch, got shape "
@@ -521,12 +524,21 @@ def _boundary_finding(name: str, value: float) -> Finding:
         "Compute the KL from logvar directly: 0.5 * (mean**2 + logvar.exp() - logvar - 1).", True)
 
 
+@checked(model=model_is(VAE), x=data)
 def diagnose_loss(loss: Callable[[dict[str, Tensor], Tensor], object], model: VAE, x: Tensor) -> Diagnosis:
     """Diagnose ``loss(output, x)`` for ``model`` (a :class:`vae.VAE` with a Bernoulli or fixed-σ
     Gaussian likelihood) on the batch ``x`` [B, D]: :func:`make_probes`, :func:`evaluate` on the
-    model's device, then :func:`diagnose_values`. ``print()`` the result for the report."""
-    check_model(model, vae_only=True)
+    model's device, then :func:`diagnose_values`. ``print()`` the result for the report.
+
+    Models it refuses, with the reason: a learned σ, a learned prior (the classroom's loss has no
+    way to reach p(z), so its KL would be judged against the wrong prior) and a conditional VAE
+    (the classroom interface carries no labels)."""
     if model.config["learn_sigma"]:
         raise ValueError("the doctor needs a fixed σ: a loss(output, x) cannot see a learned one")
-    probes = make_probes(model.check(x), model.latent_dim, model.lik.name, model.config["sigma"])
-    return diagnose_values(probes, evaluate(loss, probes, model.device))
+    if model.config["prior"] != "standard":
+        raise ValueError(f"the doctor judges losses against the prior N(0, I); this model's prior is "
+                         f"{model.config['prior']!r}, which a loss(output, x) cannot reach")
+    if isinstance(model, ConditionalVAE):
+        raise ValueError("the doctor speaks the classroom interface, which has no labels: use an unconditional vae.VAE")
+    probes = make_probes(x, model.latent_dim, model.lik.name, model.config["sigma"])
+    return diagnose_values(probes, evaluate(loss, probes, device_of(model)))
