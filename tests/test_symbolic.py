@@ -100,3 +100,19 @@ def test_lambdified_known_values():
     assert kl(np.array(0.0), np.array(0.0)) == 0.0
     assert kl(np.array(2.0), np.array(0.0)) == pytest.approx(2.0)
     assert kl(np.array(0.0), np.array(2.0)) == pytest.approx(0.5 * (math.e**2 - 3))
+
+
+@pytest.mark.parametrize("d", [1, 2, 3])
+def test_the_expected_quadratic_form_identity_holds_by_integration(d):
+    integrated, identity = S.expected_quadratic_form(d)
+    assert S.is_zero(integrated - identity)
+    # and it is not vacuous: dropping the trace term breaks it
+    g = S.generic_gaussians(d)
+    offset = g.mean_p - g.mean_q
+    q = S.symmetric_symbols("Q", d)
+    assert not S.is_zero(integrated - (offset.T * q * offset)[0])
+
+
+def test_the_diagonal_kl_integrated_directly_is_the_vaes_formula():
+    assert S.is_zero(S.kl_diagonal_by_integration(2) - S.kl_diagonal_closed_form(2))
+    assert not S.is_zero(S.kl_diagonal_by_integration(2) - S.kl_diagonal_closed_form(2, log_sign=+1))

@@ -189,3 +189,34 @@ def kl_numeric(expr: sp.Expr | None = None) -> Callable[[np.ndarray, np.ndarray]
     mean, logvar = sp.symbols("mean logvar", real=True)
     in_logvar = sp.simplify(sp.expand_log(expr.subs({mu_p: mean, sigma_p: sp.exp(logvar / 2)}), force=True))
     return sp.lambdify((mean, logvar), in_logvar, modules="numpy")
+
+
+def symmetric_symbols(name: str, d: int) -> sp.Matrix:
+    """A generic symmetric d×d matrix of real symbols ``{name}_ij`` (i <= j)."""
+    check_positive_int("d", d)
+    return sp.Matrix(d, d, lambda i, j: sp.Symbol(f"{name}_{min(i, j) + 1}{max(i, j) + 1}", real=True))
+
+
+def expected_quadratic_form(d: int) -> tuple[sp.Expr, sp.Expr]:
+    """E[(z − n)ᵀ Q (z − n)] for z ~ N(m, A Aᵀ) by integration, and tr(Q A Aᵀ) + (m − n)ᵀ Q (m − n).
+
+    The identity behind the d-dimensional KL. ``Q`` is a generic symmetric matrix, ``m`` and ``n``
+    generic vectors and ``A`` a generic Cholesky factor; the expectation substitutes z = m + A u,
+    u ~ N(0, I), and integrates the polynomial in u with the moments of :func:`_standard_normal_moment`.
+    Returns (by integration, by the identity); their difference is zero for every Q, m, n and A.
+    """
+    g = generic_gaussians(d)
+    q = symmetric_symbols("Q", d)
+    u = sp.symbols(f"u_1:{d + 1}", real=True)
+    r = g.mean_p + g.chol_p * sp.Matrix(u) - g.mean_q
+    poly = sp.Poly(sp.expand((r.T * q * r)[0]), *u)
+    integrated = sum(c * sp.prod([_standard_normal_moment(k) for k in powers]) for powers, c in poly.terms())
+    offset = g.mean_p - g.mean_q
+    return integrated, (q * g.chol_p * g.chol_p.T).trace() + (offset.T * q * offset)[0]
+
+
+def kl_diagonal_by_integration(d: int) -> sp.Expr:
+    """KL(N(μ, diag σ²) || N(0, I)) integrated as in :func:`derive_kl_mvn`, with the symbols of
+    :func:`diagonal_symbols`: the VAE's KL term derived, not substituted into a typed formula."""
+    mu, sigma = diagonal_symbols(d)
+    return derive_kl_mvn(Gaussians(sp.Matrix(mu), sp.diag(*sigma), sp.zeros(d, 1), sp.eye(d)))
