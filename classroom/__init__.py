@@ -11,10 +11,12 @@ instructors' extra installed (``pip install -r requirements-classroom.txt``) and
 ``release`` turns each master notebook (``notebooks/assignments/NAME.ipynb``, or ``--masters DIR``)
 into a student notebook with ``otter assign`` and copies the master's checks (``NAME_checks.py``)
 beside it; it fails unless the master's solutions earn every point. ``grade`` runs every submitted
-notebook in its own sandbox (:mod:`classroom.sandbox`), calls the student's functions there on
-inputs the checks choose, and compares the plain numbers that come back in its own process
-(:mod:`classroom.grading`). Modules: ``sandbox`` (bubblewrap and the limits), ``runner`` (what runs
-inside it), ``checks`` (what a check is, and the comparisons), ``grading`` and ``release``.
+notebook in a fresh interpreter in its own sandbox (:mod:`classroom.sandbox`), then asks that
+interpreter, one request at a time over pipes the grader opened, to call the student's functions on
+inputs the checks draw for that submission, and compares the plain numbers that come back in its
+own process (:mod:`classroom.grading`). Modules: ``sandbox`` (bubblewrap and the limits),
+``worker`` (what runs inside it), ``checks`` (what a check is, and the comparisons), ``grading``
+and ``release``.
 """
 
 from classroom.grading import Grade, grade

@@ -2,16 +2,17 @@
 
 Each assignment's checks live in a module beside its master notebook (``NAME_checks.py``), which
 defines ``draw(rng) -> dict`` (the inputs for one submission, plain data), ``PROBE`` (the code run
-in the submission's kernel after its cells: cells separated by ``# %%`` lines, which read the
-inputs from ``INPUTS`` and store results with ``record(name, function)``) and ``CHECKS``, a list
-of :class:`Check`. A check's test receives the inputs and the probe's results as plain data
+in the sandbox after the submission's cells: cells separated by ``# %%`` lines, each sent as one
+request, which read the inputs from ``INPUTS`` and store results with ``record(name, function)``)
+and ``CHECKS``, a list of :class:`Check`; optionally ``follow_up(inputs, results) -> dict``, inputs
+the grader computes from the answers so far and adds to ``INPUTS`` for the next request. A check's test receives the inputs and the probe's results as plain data
 (validated by :func:`plain`) and raises :class:`Mismatch` or ``AssertionError`` when it fails.
 It runs in the grader's own process, so nothing the submission defined reaches the comparison.
 """
 
 from __future__ import annotations
 
-import json
+import builtins
 import math
 import re
 from collections.abc import Callable
@@ -20,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 MAX_DEPTH = 6
+BUILTIN_ERRORS = {n for n, v in vars(builtins).items() if isinstance(v, type) and issubclass(v, BaseException)}
 MAX_STRING = 20_000
 
 
@@ -43,51 +45,9 @@ class Mismatch(AssertionError):
         super().__init__(f"expected {expected}, got {describe(got)}")
 
 
-# The code that runs first and last in the submission's kernel: private names, so that the student's
-# variables do not collide with them, and every result turned into lists of numbers before it leaves.
-HEADER = """\
-import json as _cl_json
-import sys as _cl_sys
-
-INPUTS = _cl_json.loads({inputs!r})
-_cl_out = {{}}
-
-
-def _cl_plain(value, depth=0):
-    if depth > 5:
-        return None
-    if "torch" in _cl_sys.modules and isinstance(value, _cl_sys.modules["torch"].Tensor):
-        value = value.detach().cpu().double().numpy()
-    if "numpy" in _cl_sys.modules:
-        np = _cl_sys.modules["numpy"]
-        if isinstance(value, (np.ndarray, np.generic)):
-            return value.tolist() if value.dtype.kind in "biuf" else {{"type": type(value).__name__}}
-    if isinstance(value, (bool, int, float, str)) or value is None:
-        return value
-    if isinstance(value, (list, tuple)):
-        return [_cl_plain(v, depth + 1) for v in value]
-    if isinstance(value, dict):
-        return {{str(k): _cl_plain(v, depth + 1) for k, v in value.items()}}
-    return {{"type": type(value).__name__}}
-
-
-def record(name, compute):
-    try:
-        _cl_out[name] = _cl_plain(compute())
-    except BaseException as err:
-        _cl_out[name] = {{"error": type(err).__name__}}
-"""
-
-FOOTER = """\
-with open(".probe.json", "w") as _cl_f:
-    _cl_json.dump(_cl_out, _cl_f)
-"""
-
-
-def probe_cells(probe: str, inputs: dict) -> list[str]:
-    """The cells the grader appends to a submission: the header, the probe's cells, the footer."""
-    cells = [c.strip() + "\n" for c in re.split(r"^# %%.*$", probe, flags=re.MULTILINE) if c.strip()]
-    return [HEADER.format(inputs=json.dumps(inputs)), *cells, FOOTER]
+def probe_cells(probe: str) -> list[str]:
+    """The probe's cells (separated by ``# %%`` lines), each sent to the sandbox as one request."""
+    return [c.strip() + "\n" for c in re.split(r"^# %%.*$", probe, flags=re.MULTILINE) if c.strip()]
 
 
 def plain(value, depth: int = 0):
@@ -133,8 +93,9 @@ def describe(value, width: int = 6) -> str:
     """A short, plain description of a value: a number to 4 significant digits, an array's first
     ``width`` entries and shape, an error's name; never more than about 200 characters."""
     if isinstance(value, dict):
-        if set(value) == {"error"} and isinstance(value["error"], str) and value["error"].isidentifier():
-            return f"an error ({value['error'][:40]})"
+        if set(value) == {"error"}:  # only the name of a built-in exception, never one the submission made
+            name = value["error"]
+            return f"an error ({name})" if isinstance(name, str) and name in BUILTIN_ERRORS else "an error"
         return "a value of the wrong type"
     if isinstance(value, bool) or value is None:
         return str(value)
