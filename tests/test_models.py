@@ -180,3 +180,15 @@ def test_codes_must_be_float_tensors():
         model.decode([[0.0, 0.0]])
     with pytest.raises(TypeError, match="z must be a floating-point torch.Tensor, got a tensor of dtype torch.int64"):
         model.decode(torch.zeros(1, 2, dtype=torch.long))
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_codes_with_nan_or_inf_are_refused(bad):
+    model = VAE(8, [6], 2)
+    z = torch.zeros(3, 2)
+    z[1, 0] = bad
+    for call in (model.decode, model.likelihood):
+        with pytest.raises(ValueError, match="z contains NaN or inf"):
+            call(z)
+    with pytest.raises(ValueError, match="mean contains NaN or inf"):
+        model.reparameterize(z, torch.zeros(3, 2))

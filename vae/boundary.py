@@ -130,6 +130,8 @@ def codes(name: str, value: Any, model: Any, arguments: dict[str, Any]) -> Tenso
     value = check_tensor(name, value)
     if value.dim() == 0 or value.shape[-1] != model.latent_dim:
         raise ValueError(f"{name} must have shape [..., {model.latent_dim}] (latent_dim), got {list(value.shape)}")
+    if value.device.type != "meta" and not torch.isfinite(value).all():
+        raise ValueError(f"{name} contains NaN or inf")
     return value.to(device_of(model))
 
 
