@@ -6,6 +6,7 @@ is the per-example negative ELBO written another way; none may be flagged.
 """
 
 import math
+import re
 
 import pytest
 import torch
@@ -14,6 +15,7 @@ from torch.distributions import Bernoulli, Independent, Normal, kl_divergence
 
 import vae
 from vae import loss_doctor as doctor
+from vae.interface import ClassroomVAE
 from vae.objectives import gaussian_kl
 
 B, D, L, SIGMA = 128, 64, 8, 0.1
@@ -43,7 +45,24 @@ def gaussian(digits):
 
 
 def diagnose(loss, probes):
-    return doctor.diagnose_values(probes, doctor.evaluate(loss, probes))
+    """The whole check, as vae.diagnose_loss makes it: values, the call with gradients, the reading."""
+    return doctor.diagnose_values(probes, doctor.evaluate(loss, probes), doctor.check_training(loss, probes))
+
+
+SIZES = (128, 100, 37)  # every catalogue entry is checked at each of these batch sizes
+_PROBES = {}
+
+
+def probes_for(digits, kind, size):
+    """Probes of ``size`` digits: binarised ("binary"), grey ("grey"), or for a Gaussian decoder with σ = 0.1."""
+    if (kind, size) not in _PROBES:
+        x = digits.train.x[:size]
+        _PROBES[kind, size] = {
+            "binary": lambda: doctor.make_probes((x > 0.5).float(), L),
+            "grey": lambda: doctor.make_probes(x, L),
+            "gaussian": lambda: doctor.make_probes(x, L, likelihood="gaussian", sigma=SIGMA),
+        }[kind]()
+    return _PROBES[kind, size]
 
 
 # The pieces learners write, per example [B].
@@ -70,7 +89,7 @@ def seed_loss_kl_wo_e(o):
 def test_probe_terms_are_the_elbo_terms(binary):
     """Column 0 is −log p(x|z) under torch's Bernoulli, the three KL parts add up to the closed-form KL,
     and the Monte Carlo column is log q(z|x) − log p(z) at the probe's z, all summed over the batch."""
-    for i in (0, 17, 47):
+    for i in (0, 13, doctor.N_FIT + 5):
         o, x, terms = binary.outputs[i], binary.xs[i], binary.terms[i]
         rec = -Bernoulli(probs=o["imgs"].double()).log_prob(x.double()).sum()
         assert terms[0].item() == pytest.approx(rec.item(), rel=1e-9)
@@ -90,11 +109,12 @@ def test_gaussian_probe_term_is_the_gaussian_log_likelihood(gaussian):
 
 def test_the_true_loss_is_finite_at_every_boundary_probe(binary):
     """The boundary probes test for NaN and inf only where the negative ELBO itself is finite."""
-    assert binary.names[doctor.N_FIT:] == list(doctor.BOUNDARIES)
-    for o, x in zip(binary.outputs[doctor.N_FIT:], binary.xs[doctor.N_FIT:]):
+    first = doctor.N_FIT + doctor.N_RESIZED
+    assert binary.names[first:] == list(doctor.BOUNDARIES)
+    for o, x in zip(binary.outputs[first:], binary.xs[first:]):
         value = -(Bernoulli(probs=o["imgs"]).log_prob(x).sum(-1) - gaussian_kl(o["mean"], o["logvar"])).mean()
         assert math.isfinite(value.item())
-    assert binary.outputs[doctor.N_FIT]["imgs"].eq(binary.xs[doctor.N_FIT]).all()  # binary x: every pixel at 0 or 1
+    assert binary.outputs[first]["imgs"].eq(binary.xs[first]).all()  # binary x: every pixel at 0 or 1
 
 
 def test_fit_recovers_known_coefficients(binary):
@@ -156,19 +176,57 @@ CORRECT_GAUSSIAN = {
 }
 
 
-@pytest.mark.parametrize("name", CORRECT_BERNOULLI)
-def test_correct_bernoulli_losses_are_not_flagged(binary, name):
-    d = diagnose(CORRECT_BERNOULLI[name], binary)
-    assert d.correct, str(d)
-    assert (d.a * B, d.b * B) == pytest.approx((1, 1), rel=1e-4) and abs(d.c) < 1e-3
-    assert str(d).startswith("Loss doctor: correct.")
+NEW_CORRECT = {  # (loss, probes): the second pass's catalogue, from other sources
+    # Keras VAE example (keras.io/examples/generative/vae): mean over the batch of the summed cross-entropy,
+    # plus the mean of the summed −½(1 + log σ² − μ² − σ²)
+    "Keras VAE example": (lambda o, x: (
+        F.binary_cross_entropy(o["imgs"], x, reduction="none").sum(1).mean()
+        + (-0.5 * (1 + o["logvar"] - o["mean"].square() - o["logvar"].exp())).sum(1).mean()), "binary"),
+    # pytorch/examples vae/main.py: its 4-argument loss_function, adapted to (output, x), divided by the batch
+    "pytorch/examples loss_function, adapted and averaged": (
+        lambda o, x: pytorch_examples_loss(o["imgs"], x, o["mean"], o["logvar"]) / len(x), "binary"),
+    # TensorFlow's CVAE tutorial (tensorflow.org/tutorials/generative/cvae): a one-sample Monte Carlo
+    # estimate, log p(x|z) + log p(z) − log q(z|x) at the sampled z, written with log-normal densities
+    "TensorFlow CVAE tutorial: Monte Carlo with log-normal pdfs": (lambda o, x: -(
+        -bce(o, x) + log_normal_pdf(o["z"], torch.zeros_like(o["z"]), torch.zeros_like(o["z"]))
+        - log_normal_pdf(o["z"], o["mean"], o["logvar"])).mean(), "binary"),
+    # a course's assignment (Stanford CS236 style): the KL from the log standard deviation
+    "KL from log σ = logvar / 2": (lambda o, x: (bce(o, x) + (
+        -0.5 * o["logvar"] + 0.5 * (o["logvar"].exp() + o["mean"] ** 2) - 0.5).sum(-1)).mean(), "binary"),
+    # a forum answer: cross-entropy with torch.xlogy, which is 0 at 0 · log 0
+    "torch.xlogy cross-entropy": (lambda o, x: (
+        -(torch.xlogy(x, o["imgs"]) + torch.xlogy(1 - x, 1 - o["imgs"])).sum(-1) + kl(o)).mean(), "binary"),
+    # a forum question on DataParallel: the loss returned with shape [1] so replicas can be gathered
+    "one-element tensor of shape [1]": (lambda o, x: (bce(o, x) + kl(o)).mean().unsqueeze(0), "binary"),
+    # a Gaussian decoder from a tutorial: F.mse_loss summed, scaled by 1/(2σ²), with its constant
+    "mse_loss summed with 1/(2σ²) and the constant": (lambda o, x: (
+        F.mse_loss(o["imgs"], x, reduction="sum") / (2 * SIGMA**2)
+        + x.numel() / 2 * math.log(2 * math.pi * SIGMA**2) + kl(o).sum()) / len(x), "gaussian"),
+}
 
 
-@pytest.mark.parametrize("name", CORRECT_GAUSSIAN)
-def test_correct_gaussian_losses_are_not_flagged(gaussian, name):
-    d = diagnose(CORRECT_GAUSSIAN[name], gaussian)
+def pytorch_examples_loss(recon_x, x, mu, logvar):
+    """pytorch/examples vae/main.py's loss, for 64-pixel digits: summed over the batch."""
+    bce_sum = F.binary_cross_entropy(recon_x, x.view(-1, x.shape[1]), reduction="sum")
+    return bce_sum - 0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp())
+
+
+def log_normal_pdf(sample, mean, logvar):
+    return (-0.5 * ((sample - mean) ** 2 * torch.exp(-logvar) + logvar + math.log(2 * math.pi))).sum(-1)
+
+
+ALL_CORRECT = ({name: (loss, "binary") for name, loss in CORRECT_BERNOULLI.items()}
+               | {name: (loss, "gaussian") for name, loss in CORRECT_GAUSSIAN.items()} | NEW_CORRECT)
+
+
+@pytest.mark.parametrize("size", SIZES)
+@pytest.mark.parametrize("name", ALL_CORRECT)
+def test_correct_losses_are_not_flagged_at_any_batch_size(digits, name, size):
+    loss, kind = ALL_CORRECT[name]
+    d = diagnose(loss, probes_for(digits, kind, size))
     assert d.correct, str(d)
-    assert (d.a * B, d.b * B) == pytest.approx((1, 1), rel=1e-4)
+    assert (d.a * size, d.b * size) == pytest.approx((1, 1), rel=1e-4) and abs(d.c) < 1e-3 * size
+    assert str(d).startswith("Loss doctor: correct.") and "misfit" not in str(d)
 
 
 # --- The catalogue of mistakes: (loss, the probes it is written for, the verdict) ---------------
@@ -254,18 +312,98 @@ WRONG = {
 }
 
 
-@pytest.mark.parametrize("name", WRONG)
-def test_catalogue_of_mistakes(binary, grey, gaussian, name):
-    loss, kind, verdict = WRONG[name]
-    d = diagnose(loss, {"binary": binary, "grey": grey, "gaussian": gaussian}[kind])
+NEW_WRONG = {  # the second pass's catalogue: (loss, probes, the verdict)
+    # a forum question on reporting bits: the whole loss divided by ln 2
+    "bits per example": (lambda o, x: (bce(o, x) + kl(o)).mean() / math.log(2), "binary", "bits"),
+    # image-model papers report bits per dimension: the per-example loss divided by D ln 2
+    "bits per dimension": (lambda o, x: (bce(o, x) + kl(o)).mean() / (x.shape[1] * math.log(2)), "binary", "bits"),
+    # a forum question: −½Σ(1 + log σ² + μ² − σ²), a + where the μ² term needs a −
+    "+μ² sign slip": (lambda o, x: (bce(o, x) - 0.5 * (
+        1 + o["logvar"] + o["mean"] ** 2 - o["logvar"].exp()).sum(-1)).mean(), "binary", "kl-mu-sign"),
+    # a forum question: the cross-entropy summed over the batch (.sum(0)) and then averaged over pixels
+    ".sum(0).mean() on the cross-entropy": (lambda o, x: F.binary_cross_entropy(
+        o["imgs"], x, reduction="none").sum(0).mean() + kl(o).mean(), "binary", "kl-weight"),
+    # a forum question: the loss function returns loss.item(), "to save memory"
+    "returns .item()": (lambda o, x: (bce(o, x) + kl(o)).mean().item(), "binary", "not-a-tensor"),
+    # a forum question on NaN losses: probabilities clamped in place before the cross-entropy
+    "clamp_ on output['imgs']": (lambda o, x: (F.binary_cross_entropy(
+        o["imgs"].clamp_(1e-6, 1 - 1e-6), x, reduction="none").sum(-1) + kl(o)).mean(), "binary", "in-place"),
+    # a forum question: the variance computed with exp_, which overwrites logvar for the next term
+    "exp_ on output['logvar']": (lambda o, x: (bce(o, x) + 0.5 * (
+        o["mean"] ** 2 + o["logvar"].exp_() - o["logvar"] - 1).sum(-1)).mean(), "binary", "in-place"),
+    # a forum question: the KL added as kld.item(), copied from the logging code
+    "KL added as a number": (lambda o, x: bce(o, x).mean() + kl(o).mean().item(), "binary", "detached"),
+    # a forum question: the loss rebuilt with torch.tensor(...) to change its dtype
+    "rebuilt with torch.tensor": (lambda o, x: torch.tensor((bce(o, x) + kl(o)).mean().item()),
+                                  "binary", "no-gradient"),
+    # Keras-era code: the sums divided by a fixed BATCH_SIZE = 128 instead of len(x)
+    "divided by a fixed 128": (lambda o, x: (bce(o, x) + kl(o)).sum() / 128, "binary", "fixed-batch"),
+    # a tutorial: F.binary_cross_entropy's default (a mean over pixels and batch) plus the KL's batch mean
+    "default-reduction BCE plus mean KL": (lambda o, x: F.binary_cross_entropy(o["imgs"], x) + kl(o).mean(),
+                                           "binary", "kl-weight"),
+    # a blog's "KL": an L2 penalty on the means alone
+    "KL as ½Σμ² only": (lambda o, x: (bce(o, x) + 0.5 * (o["mean"] ** 2).sum(-1)).mean(), "binary", "kl-form"),
+    # a forum question: the −log σ² term forgotten
+    "KL without its log term": (lambda o, x: (bce(o, x) + 0.5 * (
+        o["mean"] ** 2 + o["logvar"].exp() - 1).sum(-1)).mean(), "binary", "kl-form"),
+    # a forum question: pytorch/examples' loss with F.mse_loss in place of BCE, for real-valued images
+    "pytorch/examples with mse_loss": (lambda o, x: (F.mse_loss(o["imgs"], x, reduction="sum") + kl(o).sum()),
+                                       "gaussian", "rec-sigma"),
+    # KL annealing (Bowman et al. 2016) at its first step: β = 0
+    "KL annealing at β = 0": (lambda o, x: (bce(o, x) + 0.0 * kl(o)).mean(), "binary", "kl-missing"),
+    # a forum question: the reconstruction in bits per dimension, the KL in nats per example
+    "bits per dimension for the reconstruction only": (lambda o, x: (
+        bce(o, x) / (x.shape[1] * math.log(2)) + kl(o)).mean(), "binary", "kl-weight"),
+}
+ALL_WRONG = WRONG | NEW_WRONG
+
+
+@pytest.mark.parametrize("size", SIZES)
+@pytest.mark.parametrize("name", ALL_WRONG)
+def test_catalogue_of_mistakes_at_every_batch_size(digits, name, size):
+    loss, kind, verdict = ALL_WRONG[name]
+    d = diagnose(loss, probes_for(digits, kind, size))
     assert not d.correct
     assert verdict in d.codes, str(d)
-    assert "Fix:" in str(d)
+    report = str(d)
+    assert "Fix:" in report and "misfit nan" not in report
+    assert not re.search(r"\d\.\d*(9999|0000)\d|e-\d\d", report), report  # no rounding noise in the words
 
 
 def test_the_catalogue_is_large_and_varied():
+    assert len(NEW_WRONG) >= 15 and len(NEW_CORRECT) >= 5
     assert len(WRONG) >= 12 and len(CORRECT_BERNOULLI) + len(CORRECT_GAUSSIAN) >= 5
-    assert len({verdict for _, _, verdict in WRONG.values()}) >= 12
+    assert len({verdict for _, _, verdict in ALL_WRONG.values()}) >= 20
+
+
+def test_the_story_is_the_same_at_every_batch_size(digits):
+    """The words name how each term is reduced, which holds for every batch size; only numbers may differ."""
+    for name in (".sum(0).mean() on the cross-entropy", "divided by a fixed 128", "bits per dimension"):
+        loss, kind, _ = NEW_WRONG[name]
+        reports = (" ".join(str(diagnose(loss, probes_for(digits, kind, size))).split()) for size in SIZES)
+        stories = {re.split(r"so their balance|So the KL", report.split(" 1. ")[1])[0] for report in reports}
+        assert len(stories) == 1, stories
+
+
+def test_plain_words_for_plain_numbers(digits):
+    d = diagnose(WRONG["seed: sign of the log term"][0], probes_for(digits, "binary", 128))
+    assert "1/128 · rec" in str(d)
+    halved = diagnose(lambda o, x: (bce(o, x) + 0.5 * kl(o)).mean(), probes_for(digits, "binary", 100))
+    assert "halved" in str(halved) and "half what it does" in str(halved) and "0.4999" not in str(halved)
+    only_mu = str(diagnose(NEW_WRONG["KL as ½Σμ² only"][0], probes_for(digits, "binary", 37)))
+    assert "is missing" in only_mu and "e-0" not in only_mu  # no noise-level coefficients
+    bits = str(diagnose(NEW_WRONG["bits per dimension"][0], probes_for(digits, "binary", 100)))
+    assert "bits per dimension" in bits and "len(x)" not in bits
+
+
+def test_float64_rounding_is_never_a_finding(digits):
+    """Large values (a Gaussian with σ = 0.1, summed over the batch) leave no spurious offset."""
+    loss = lambda o, x: (F.mse_loss(o["imgs"], x, reduction="sum") / (2 * SIGMA**2)
+                         + x.numel() / 2 * math.log(2 * math.pi * SIGMA**2) + kl(o).sum())
+    for size in SIZES:
+        d = diagnose(loss, probes_for(digits, "gaussian", size))
+        assert d.codes == ("batch-sum",), str(d)
+        assert d.misfit < 1e-9
 
 
 def test_fitted_numbers_of_three_mistakes(binary, gaussian):
@@ -328,3 +466,103 @@ def test_the_loss_cannot_change_the_probes(binary):
     before = binary.outputs[0]["imgs"].clone()
     doctor.evaluate(lambda o, x: o["imgs"].mul_(0).sum() + x.mul_(0).sum(), binary)
     assert torch.equal(binary.outputs[0]["imgs"], before) and binary.xs[0].sum() > 0
+
+
+# --- Errors in the learner's loss come back as the library's own LossError, with what to do ------
+
+
+def loss_function(recon_x, x, mu, logvar):  # pytorch/examples vae/main.py's signature
+    return F.binary_cross_entropy(recon_x, x, reduction="sum") - 0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp())
+
+
+def swapped(x, output):  # a forum question: the arguments in the other order
+    return (bce(output, x) + kl(output)).mean()
+
+
+LOSS_ERRORS = {
+    # pytorch/examples vae/main.py: four arguments, recognised, and the one-line adapter offered
+    "four arguments": (loss_function, [
+        "needs 4", 'lambda output, x: loss_function(output["imgs"], x, output["mean"], output["logvar"])']),
+    # a forum question: loss(x, output)
+    "arguments swapped": (swapped, ["IndexError", "output is a dict and x a tensor", "test_doctor.py", "[128, 64]"]),
+    # a tutorial's key names: output["recon_x"]
+    "a key of another tutorial": (lambda o, x: F.binary_cross_entropy(o["recon_x"], x), [
+        "KeyError", "no key 'recon_x'", "output['imgs']", "o[\"recon_x\"]"]),
+    # pytorch/examples on MNIST: x.view(-1, 784)
+    "a reshape to 784 pixels": (lambda o, x: F.binary_cross_entropy(o["imgs"], x.view(-1, 784)), [
+        "RuntimeError", "D = 64 pixels", "8 × 8", "x.view(len(x), -1)"]),
+    # a tutorial's loss that also returns its terms
+    "a tuple (loss, rec, kl)": (lambda o, x: ((bce(o, x) + kl(o)).mean(), bce(o, x).mean(), kl(o).mean()),
+                                ["tuple of 3", "[0]"]),
+    # per-example losses not reduced
+    "one loss per example": (lambda o, x: bce(o, x) + kl(o), ["shape [128]", ".mean()"]),
+    # a missing return statement
+    "returns None": (lambda o, x: None, ["None", "return"]),
+}
+
+
+@pytest.mark.filterwarnings("ignore:Using a non-tuple sequence")  # torch, on the swapped loss's o["imgs"]
+@pytest.mark.parametrize("name", LOSS_ERRORS)
+def test_errors_in_the_loss_are_explained(digits, name):
+    loss, words = LOSS_ERRORS[name]
+    model = vae.VAE(64, [32], latent_dim=L)
+    with pytest.raises(vae.LossError) as caught:
+        vae.diagnose_loss(loss, model, (digits.train.x[:128] > 0.5).float())
+    assert isinstance(caught.value, ValueError) and isinstance(caught.value, TypeError)
+    for word in words:
+        assert word in str(caught.value), str(caught.value)
+
+
+def test_the_adapter_it_offers_works(digits):
+    x = (digits.train.x[:100] > 0.5).float()
+    adapted = lambda output, x: loss_function(output["imgs"], x, output["mean"], output["logvar"])
+    assert vae.diagnose_loss(adapted, vae.VAE(64, [32], L), x).codes == ("batch-sum",)
+
+
+def test_a_loss_that_fails_only_on_the_other_batch_size_says_so(digits):
+    loss = lambda o, x: (bce(o, x) + kl(o)).view(128).mean()  # a batch size written as a number
+    with pytest.raises(vae.LossError, match="also tries another size"):
+        vae.diagnose_loss(loss, vae.VAE(64, [32], L), (digits.train.x[:128] > 0.5).float())
+
+
+# --- The contract per model kind: diagnosed, or refused with the reason --------------------------
+
+
+def closed_form(o, x):
+    return (bce(o, x) + kl(o)).mean()
+
+
+def monte_carlo_against(model):
+    """A correct loss for a learned prior: log q(z|x) − log p(z) at z, with the model's own prior."""
+    return lambda o, x: (bce(o, x) + Normal(o["mean"], (0.5 * o["logvar"]).exp()).log_prob(o["z"]).sum(-1)
+                         - model.prior().log_prob(o["z"])).mean()
+
+
+@pytest.mark.parametrize("prior", ["mixture", "vamp"])
+def test_a_learned_prior_is_refused_whatever_the_loss(digits, prior):
+    """Neither the N(0, I) closed form (wrong for this model) nor a correct Monte Carlo KL against the
+    model's prior gets a verdict: the doctor cannot judge them, and says why."""
+    model = vae.VAE(64, [32], L, prior=prior, n_components=5)
+    x = (digits.train.x[:37] > 0.5).float()
+    for loss in (closed_form, monte_carlo_against(model)):
+        with pytest.raises(ValueError, match=f"learned '{prior}' prior.*prior='standard'"):
+            vae.diagnose_loss(loss, model, x)
+
+
+def test_the_other_model_kinds_are_refused_with_their_reason(digits):
+    x = (digits.train.x[:37] > 0.5).float()
+    with pytest.raises(TypeError, match="no labels.*unconditional vae.VAE"):
+        vae.diagnose_loss(closed_form, vae.ConditionalVAE(64, [32], L, n_classes=10), x)
+    with pytest.raises(ValueError, match="learn_sigma=True.*fixed σ"):
+        vae.diagnose_loss(closed_form, vae.VAE(64, [32], L, likelihood="gaussian", learn_sigma=True), x)
+    with pytest.raises(ValueError, match="categorical.*mean level"):
+        vae.diagnose_loss(closed_form, vae.VAE(64, [32], L, likelihood="categorical"), digits.train.levels[:37])
+
+
+def test_the_diagnosed_kinds(digits):
+    """Bernoulli, fixed-σ Gaussian and the classroom's VAE are diagnosed."""
+    binary, grey = (digits.train.x[:37] > 0.5).float(), digits.train.x[:37]
+    assert vae.diagnose_loss(closed_form, vae.VAE(64, [32], L), binary).correct
+    assert vae.diagnose_loss(closed_form, ClassroomVAE(64, [32, 16]), binary).correct
+    gaussian = vae.VAE(64, [32], L, likelihood="gaussian", sigma=SIGMA)
+    assert vae.diagnose_loss(CORRECT_GAUSSIAN["Normal log_prob minus the KL"], gaussian, grey).correct

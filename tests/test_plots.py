@@ -228,3 +228,50 @@ def test_draw_mixture_adds_two_ellipses_and_a_cross_per_component():
     np.testing.assert_allclose(ax.lines[1].get_xydata(), [[1.0, 0.0]])
     with pytest.raises(ValueError, match="2-D mixture"):
         plots.draw_mixture(em.Mixture([1.0], [[0.0]], [[[1.0]]]), ax)
+
+
+# A range that covers nothing (zero, negative, NaN, infinite, lo == hi or lo > hi) is refused with a
+# ValueError that names the argument, before anything is decoded or drawn.
+NAN, INF = float("nan"), float("inf")
+DEGENERATE = [
+    ("manifold limits lo == hi", lambda m, z: plots.manifold(m, (4, 4), limits=(1.0, 1.0)), "limits"),
+    ("manifold limits reversed", lambda m, z: plots.manifold(m, (4, 4), limits=(2.0, -2.0)), "limits"),
+    ("manifold limits infinite", lambda m, z: plots.manifold(m, (4, 4), limits=(-INF, 2.0)), "limits"),
+    ("manifold limits NaN", lambda m, z: plots.manifold(m, (4, 4), limits=(NAN, 2.0)), "limits"),
+    ("manifold span outside (0, 1)", lambda m, z: plots.manifold(m, (4, 4), span=(0.0, 1.0)), "span"),
+    ("manifold span lo == hi", lambda m, z: plots.manifold(m, (4, 4), span=(0.5, 0.5)), "span"),
+    ("manifold n = 1", lambda m, z: plots.manifold(m, (4, 4), n=1), "n"),
+    ("manifold n = 0", lambda m, z: plots.manifold(m, (4, 4), n=0), "n"),
+    ("traversals span 0", lambda m, z: plots.traversals(m, [0], (4, 4), span=0.0), "span"),
+    ("traversals span NaN", lambda m, z: plots.traversals(m, [0], (4, 4), span=NAN), "span"),
+    ("traversals one step", lambda m, z: plots.traversals(m, [0], (4, 4), steps=1), "steps"),
+    ("aggregate_posterior limit 0", lambda m, z: plots.aggregate_posterior(m, torch.rand(5, 16), limit=0.0), "limit"),
+    ("aggregate_posterior limit inf", lambda m, z: plots.aggregate_posterior(m, torch.rand(5, 16), limit=INF), "limit"),
+    ("aggregate_posterior limit -1", lambda m, z: plots.aggregate_posterior(m, torch.rand(5, 16), limit=-1.0), "limit"),
+    ("aggregate_vs_prior limit NaN", lambda m, z: plots.aggregate_vs_prior({"a": m}, torch.rand(5, 16), limit=NAN),
+     "limit"),
+    ("aggregate_vs_prior n = 1", lambda m, z: plots.aggregate_vs_prior({"a": m}, torch.rand(5, 16), n=1), "n"),
+    ("grid_over_codes coverage NaN", lambda m, z: latent.grid_over_codes(z, coverage=NAN), "coverage"),
+    ("grid_over_codes coverage -0.5", lambda m, z: latent.grid_over_codes(z, coverage=-0.5), "coverage"),
+    ("grid_over_codes margin inf", lambda m, z: latent.grid_over_codes(z, margin=INF), "margin"),
+    ("grid_over_codes flat codes", lambda m, z: latent.grid_over_codes(torch.ones(9, 2)), "margin > 0"),
+    ("grid_over_codes n = 1", lambda m, z: latent.grid_over_codes(z, n=1), "n"),
+    ("interpolation one step", lambda m, z: plots.interpolation(m, torch.rand(16), torch.rand(16), (4, 4), steps=1),
+     "steps"),
+]
+
+
+@pytest.mark.parametrize("case", DEGENERATE, ids=[c[0] for c in DEGENERATE])
+def test_a_degenerate_range_is_refused(case):
+    _, draw, name = case
+    model = VAE(16, [8], 2)
+    before = len(plt.get_fignums())
+    with pytest.raises(ValueError, match=name):
+        draw(model, torch.randn(30, 2))
+    assert len(plt.get_fignums()) == before  # refused before a figure was opened
+
+
+def test_the_ranges_that_are_fine_still_draw():
+    model = VAE(16, [8], 2)
+    assert isinstance(plots.manifold(model, (4, 4), n=2, limits=(-1, 1)), Figure)
+    assert latent.grid_over_codes(torch.ones(9, 2), n=2, margin=0.5).shape == (4, 2)

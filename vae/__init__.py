@@ -8,7 +8,8 @@ posteriors, bits/dim), ``options`` and ``training`` (the training loop and ``fit
 Around it: ``boundary`` and ``validation`` (inputs are checked and moved to the model's device
 once, at the public entry points), ``saving`` (save, load), ``interface`` (the classroom
 assignments' VAE), ``data`` (digits, toys, MNIST), ``latent`` (codes, grids, interpolations),
-``plots`` (every figure), ``explorer`` and ``animation`` (the interactive pieces), ``style`` (sizes
+``plots`` (every figure), ``explorer``, ``animation`` and ``export`` (the interactive pieces; ``export``
+puts a trained decoder on the website, for book/_static/latent-explorer.js), ``style`` (sizes
 and colour-blind-safe colours: ``use_book_style``); for single chapters: ``em`` (EM for a Gaussian
 mixture), ``tractable`` (a model with an exact log p(x)), ``symbolic`` (the Gaussian KL derived with
 sympy), ``estimators`` (pathwise vs score-function gradients), ``diagnostics`` (active units, holes),
@@ -25,7 +26,7 @@ Python numbers and every figure brings its data to the CPU itself.
 from vae.book import glue
 from vae.boundary import pick_device
 from vae.data import load_digits, load_mnist
-from vae.loss_doctor import diagnose_loss
+from vae.loss_doctor import LossError, diagnose_loss
 from vae.models import VAE, Autoencoder, ConditionalVAE
 from vae.objectives import (
     bits_per_dim,
@@ -44,6 +45,7 @@ __all__ = [
     "VAE",
     "Autoencoder",
     "ConditionalVAE",
+    "LossError",
     "bits_per_dim",
     "diagnose_loss",
     "elbo",

@@ -17,7 +17,7 @@ import torch
 from torch import Tensor
 
 from vae.diagnostics import aggregate_log_density
-from vae.validation import check_positive, check_positive_int
+from vae.validation import check_grid_size, check_positive
 
 if TYPE_CHECKING:
     from vae.models import VAE, Autoencoder
@@ -51,16 +51,19 @@ def grid_over_codes(z: Tensor, n: int = 15, coverage: float = 0.98, margin: floa
     the codes. Points go row by row, from the top row (largest z_2) down, each row from left
     (smallest z_1) to right: the order :func:`vae.plots.image_grid` tiles images in. On the CPU.
     """
-    check_positive_int("n", n)
+    check_grid_size("n", n)
     if z.dim() != 2 or z.shape[1] != 2:
         raise ValueError(f"codes must be [N, 2], got {list(z.shape)}")
-    if not 0 < coverage <= 1:
+    if not 0 < check_positive("coverage", coverage) <= 1:
         raise ValueError(f"coverage must be in (0, 1], got {coverage}")
     if margin != 0:
         margin = check_positive("margin", margin)
     z = z.detach().cpu()
     tail = (1 - coverage) / 2
     lo, hi = torch.quantile(z, tail, dim=0) - margin, torch.quantile(z, 1 - tail, dim=0) + margin
+    if not (hi > lo).all():
+        raise ValueError("the codes do not vary along some axis, so the box that holds them is flat: "
+                         "give a margin > 0 to draw a grid around them")
     z1, z2 = torch.meshgrid(torch.linspace(lo[0], hi[0], n), torch.linspace(hi[1], lo[1], n), indexing="xy")
     return torch.stack([z1.flatten(), z2.flatten()], dim=1)
 
@@ -72,7 +75,7 @@ def interpolate(model: VAE | Autoencoder, x_a: Tensor, x_b: Tensor, steps: int =
 
     Codes as :func:`codes` gives them: the posterior mean for a VAE.
     """
-    check_positive_int("steps", steps)
+    check_grid_size("steps", steps)
     if not (isinstance(x_a, Tensor) and isinstance(x_b, Tensor)) or x_a.dim() != 1 or x_a.shape != x_b.shape:
         raise ValueError("x_a and x_b must be two single inputs, tensors of shape [D]")
     z = codes(model, torch.stack([x_a, x_b]))
@@ -109,7 +112,7 @@ def density_grid(model: VAE, x: Tensor, limit: float, n: int) -> tuple[np.ndarra
     ``imshow(..., origin="lower", extent=(-limit, limit, -limit, limit))`` draws them the right way up.
     """
     check_positive("limit", limit)
-    check_positive_int("n", n)
+    check_grid_size("n", n)
     mean, logvar = model.encode(to_model_device(model, x))
     g = torch.linspace(-limit, limit, n)
     z = torch.cartesian_prod(g, g).to(mean.device)  # the first coordinate varies slowest

@@ -24,7 +24,7 @@ from torch import Tensor
 from vae.latent import codes, density_grid, ellipse, interpolate, to_model_device
 from vae.latent import to_numpy as _numpy
 from vae.style import COLUMN_WIDTH, DIGIT_COLOURS, DIGIT_MARKERS, LINE_COLOURS
-from vae.validation import check_positive, check_positive_int
+from vae.validation import check_grid_size, check_positive, check_positive_int, check_range
 
 if TYPE_CHECKING:
     from vae.em import Mixture
@@ -165,11 +165,11 @@ def manifold(
     """
     if model.latent_dim != 2:
         raise ValueError(f"manifold needs a 2-D latent space, the model has {model.latent_dim}")
-    check_positive_int("n", n)
+    check_grid_size("n", n)
     if limits is None:
-        grid = torch.distributions.Normal(0.0, 1.0).icdf(torch.linspace(*span, n))
+        grid = torch.distributions.Normal(0.0, 1.0).icdf(torch.linspace(*check_range("span", span, within=(0, 1)), n))
     else:
-        grid = torch.linspace(*limits, n)
+        grid = torch.linspace(*check_range("limits", limits), n)
     z1, z2 = torch.meshgrid(grid, grid.flip(0), indexing="xy")
     z = torch.stack([z1.flatten(), z2.flatten()], dim=1)
     fig, ax = plt.subplots(figsize=(5, 5))
@@ -193,6 +193,7 @@ def interpolation(
     model: VAE | Autoencoder, x_a: Tensor, x_b: Tensor, image_shape: tuple[int, int], steps: int = 10
 ) -> Figure:
     """Draw :func:`vae.latent.interpolate`: the decoded straight line between the codes of ``x_a`` and ``x_b`` [D]."""
+    check_grid_size("steps", steps)
     fig, ax = plt.subplots(figsize=(steps * 0.6, 0.9))
     image_grid(interpolate(model, x_a, x_b, steps), image_shape, steps, ax, model.lik.max_value)
     ax.set_title("interpolation in latent space")
@@ -299,7 +300,7 @@ def traversals(
 
     ``z0`` [L] defaults to the prior mean, 0. The other coordinates stay at z0.
     """
-    check_positive_int("steps", steps)
+    check_grid_size("steps", steps)
     check_positive("span", span)
     if not dims or any(not 0 <= d < model.latent_dim for d in dims):
         raise ValueError(f"dims must be a non-empty list of latent indices below {model.latent_dim}, got {dims}")
@@ -352,7 +353,7 @@ def aggregate_vs_prior(models: dict[str, VAE], x: Tensor, limit: float = 4.0, n:
         if model.latent_dim != 2:
             raise ValueError(f"aggregate_vs_prior needs 2-D codes; {name!r} has {model.latent_dim}")
     check_positive("limit", limit)
-    check_positive_int("n", n)
+    check_grid_size("n", n)
     fig, axes = plt.subplots(2, len(models), figsize=(min(COLUMN_WIDTH, 2.27 * len(models)), 4.4), squeeze=False,
                              sharex=True, sharey=True, layout="constrained")
     for column, (name, model) in zip(axes.T, models.items()):

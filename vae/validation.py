@@ -40,6 +40,32 @@ def check_positive(name: str, value: object) -> float:
     return number
 
 
+def check_grid_size(name: str, value: object) -> int:
+    """Return ``value`` if it is an int >= 2: a grid or sweep over a range needs both of its ends."""
+    n = check_positive_int(name, value)
+    if n < 2:
+        raise ValueError(f"{name} must be at least 2, so that the grid reaches both ends of its range; got {n}")
+    return n
+
+
+def check_range(name: str, value: object, within: tuple[float, float] | None = None) -> tuple[float, float]:
+    """Return ``value``, a pair (lo, hi) of finite real numbers with lo < hi, as two floats.
+
+    With ``within = (a, b)`` both ends must also lie strictly between a and b (for quantiles: (0, 1)).
+    """
+    if isinstance(value, (str, bytes)) or not hasattr(value, "__len__") or len(value) != 2:
+        raise TypeError(f"{name} must be a pair (lo, hi) of numbers, got {value!r}")
+    lo, hi = (_real(name, v, "a pair (lo, hi) of numbers") for v in value)
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        raise ValueError(f"{name} must be two finite numbers, got ({lo:g}, {hi:g})")
+    if within is not None and not (within[0] < lo < within[1] and within[0] < hi < within[1]):
+        raise ValueError(f"{name} must lie strictly between {within[0]:g} and {within[1]:g}, got ({lo:g}, {hi:g})")
+    if not lo < hi:
+        raise ValueError(f"{name} must run from a smaller to a larger number, got ({lo:g}, {hi:g}): "
+                         "a range with lo >= hi covers nothing to draw")
+    return lo, hi
+
+
 def check_nonnegative(name: str, value: object) -> float:
     """Return ``value`` as a float if it is a finite real number >= 0."""
     number = _real(name, value, "a number >= 0")

@@ -147,20 +147,27 @@ class _Sharp(_torch.nn.Module):
         return {"imgs": 0.8 * x + 0.1, "z": mean, "mean": mean, "logvar": _torch.zeros(b, 2)}
 record("elbo_flat", lambda: elbo(_Flat(), _T("binary")))
 record("elbo_sharp", lambda: elbo(_Sharp(), _T("binary")))
-def _doctor():
-    # The loss doctor's probes (the grader makes the same ones): outputs whose terms are known,
-    # replayed through a model whose forward returns them, and -elbo's mean on each.
+class _Replay(_torch.nn.Module):
+    """A model whose forward returns the given outputs: the doctor's probes, replayed through elbo."""
+    def __init__(self, out):
+        super().__init__()
+        self.out = out
+    def forward(self, x, n_samples_per_z=1):
+        return self.out
+def _doctor_probes():
+    # The loss doctor's probes (the grader makes the same ones): outputs whose terms are known.
     from vae import loss_doctor as _doctor
     x = _torch.tensor([float(c) for c in INPUTS["test"]]).reshape(-1, 64)[:DOCTOR_BATCH]
-    probes = _doctor.make_probes(x, latent_dim=2, seed=INPUTS["seed"])
-    class _Replay(_torch.nn.Module):
-        def __init__(self, out):
-            super().__init__()
-            self.out = out
-        def forward(self, x, n_samples_per_z=1):
-            return self.out
+    return _doctor, _doctor.make_probes(x, latent_dim=2, seed=INPUTS["seed"])
+def _doctor():
+    # -elbo's mean on each probe, and one call as training makes it (with gradients, then backward).
+    _doctor, probes = _doctor_probes()
     return _doctor.evaluate(lambda out, x: -elbo(_Replay(out), x).mean(), probes)
+def _doctor_training():
+    _doctor, probes = _doctor_probes()
+    return _doctor.check_training(lambda out, x: -elbo(_Replay(out), x).mean(), probes)
 record("doctor", _doctor)
+record("doctor_training", _doctor_training)
 # %%
 record("trained", lambda: {"is_vae": type(model) is VAE, "losses": [float(v) for v in losses]})
 def _encode_held():
@@ -249,9 +256,27 @@ def _diagnosis(i, got):
         raise AssertionError("elbo could not be evaluated on outputs of the classroom interface")  # noqa: TRY004
     values = [float(v) if isinstance(v, (int, float)) else math.nan for v in array(values, (len(values),))]
     x = torch.tensor(test_images()[:DOCTOR_BATCH], dtype=torch.float32)
-    found = doctor.diagnose_values(doctor.make_probes(x, latent_dim=2, seed=i["seed"]), values)
+    found = doctor.diagnose_values(doctor.make_probes(x, latent_dim=2, seed=i["seed"]), values,
+                                   _training_report(got.get("doctor_training")))
     if not found.correct:
         raise AssertionError("; ".join(f"{f.code}: {f.fix}" for f in found.findings) or "not the ELBO")
+
+
+def _training_report(raw) -> dict | None:
+    """check_training's report as it came back from the sandbox, rebuilt from known values only: the
+    keys' names it may list, booleans, and a fixed sentence for a failed backward (its message is
+    the submission's text, which feedback never shows)."""
+    if not isinstance(raw, dict):
+        return None
+    keys = ("imgs", "z", "mean", "logvar")
+    listed = lambda name, allowed: [k for k in allowed if isinstance(raw.get(name), list) and k in raw[name]]
+    return {
+        "returns": "tensor" if raw.get("returns") == "tensor" else "float",
+        "requires_grad": raw.get("requires_grad") is True,
+        "reaches": listed("reaches", keys),
+        "changed": listed("changed", (*keys, "x")),
+        "backward_error": "it raised an error" if raw.get("backward_error") else None,
+    }
 
 
 def _trained(i, got):
