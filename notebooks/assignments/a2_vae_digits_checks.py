@@ -148,7 +148,7 @@ class _Sharp(_torch.nn.Module):
 record("elbo_flat", lambda: elbo(_Flat(), _T("binary")))
 record("elbo_sharp", lambda: elbo(_Sharp(), _T("binary")))
 class _Replay(_torch.nn.Module):
-    """A model whose forward returns the given outputs: the doctor's probes, replayed through elbo."""
+    # A model whose forward returns the given outputs: the doctor's probes, replayed through elbo.
     def __init__(self, out):
         super().__init__()
         self.out = out
