@@ -13,11 +13,13 @@ from __future__ import annotations
 import argparse
 import multiprocessing
 import shutil
+import sys
 import tempfile
 import time
 from pathlib import Path
 
-import classroom
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # classroom/ lives beside vae/, not installed
+import classroom  # noqa: E402
 
 
 def spin(_: int) -> None:
