@@ -24,7 +24,7 @@ LAYERS = {
     # topic modules, one or two chapters each
     "data": 6, "diagnostics": 6, "tractable": 6, "estimators": 6, "symbolic": 6, "em": 6,
     "loss_doctor": 6, "latent": 6,
-    "plots": 7, "animation": 7, "explorer": 7, "export": 7,  # figures and interactive pieces
+    "plots": 7, "animation": 7, "explorer": 7, "export": 7, "web_figures": 7,  # figures and interactive pieces
     "__init__": 8,
 }
 
