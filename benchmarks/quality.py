@@ -71,7 +71,7 @@ def run(settings: dict, seed: int, k: int) -> dict[str, float]:
 
 
 def spread(values: list[float], digits: int = 2) -> str:
-    return f"{statistics.mean(values):.{digits}f} ± {statistics.stdev(values):.{digits}f}" if len(values) > 1 \
+    return f"{statistics.mean(values):.{digits}f}\u00a0±\u00a0{statistics.stdev(values):.{digits}f}" if len(values) > 1 \
         else f"{values[0]:.{digits}f}"
 
 

@@ -8,6 +8,7 @@ with a fresh profile and no network chatter. ``book/pdf.py`` prints the site wit
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +21,16 @@ if TYPE_CHECKING:
 # then the application bundle where macOS keeps Chrome.
 BROWSER_COMMANDS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "chrome")
 MACOS_CHROME = Path("/Applications/Google Chrome.app/Contents/MacOS/Google Chrome")
+# Where a browser lives without a command on the PATH: macOS's Chromium, Windows' Chrome, and the
+# Chromium that ``playwright install chromium`` downloads into its cache.
+OTHER_PLACES = (
+    "/Applications/Chromium.app/Contents/MacOS/Chromium",
+    "C:/Program Files/Google/Chrome/Application/chrome.exe",
+    "C:/Program Files (x86)/Google/Chrome/Application/chrome.exe",
+    "~/.cache/ms-playwright/chromium-*/chrome-linux*/chrome",
+    "~/Library/Caches/ms-playwright/chromium-*/chrome-mac*/Chromium.app/Contents/MacOS/Chromium",
+)
+BROWSER_ENV = "VAE_BOOK_BROWSER"  # the browser's executable, if it is none of the above
 HOW_TO_INSTALL = "install Chromium (apt-get install chromium, brew install --cask chromium) or Google Chrome"
 
 CHROMIUM_ARGS = [
@@ -36,13 +47,23 @@ SETTLE_TIMEOUT_MS = 30_000  # for MathJax, fonts and images, once a page has loa
 
 
 def find_chromium() -> Path | None:
-    """The executable of the first Chromium or Chrome found (`BROWSER_COMMANDS` on the ``PATH``, then
-    `MACOS_CHROME`), or None when there is none."""
+    """The executable of the first Chromium or Chrome found (the file `BROWSER_ENV` names, then
+    `BROWSER_COMMANDS` on the ``PATH``, `MACOS_CHROME` and `OTHER_PLACES`), or None when there is none."""
+    named = os.environ.get(BROWSER_ENV)
+    if named:
+        return Path(named) if Path(named).is_file() else None
     for command in BROWSER_COMMANDS:
         found = shutil.which(command)
         if found:
             return Path(found)
-    return MACOS_CHROME if MACOS_CHROME.is_file() else None
+    if MACOS_CHROME.is_file():
+        return MACOS_CHROME
+    for place in OTHER_PLACES:
+        expanded = Path(place).expanduser()
+        matches = sorted(Path(expanded.anchor).glob(str(expanded.relative_to(expanded.anchor))), reverse=True)
+        if matches and matches[0].is_file():
+            return matches[0]
+    return None
 
 
 @contextlib.contextmanager

@@ -17,10 +17,17 @@ from pybtex.style.labels import BaseLabelStyle
 from sphinx.application import Sphinx
 
 
+def surname(person) -> str:
+    """A person's surname as a reader writes it: with its particles ("van den Oord") and with LaTeX
+    accents turned into letters ("S{\\o}nderby" is "Sønderby")."""
+    parts = [*person.rich_prelast_names, *person.rich_last_names]
+    return " ".join(part.render_as("text") for part in parts)
+
+
 def author_year(entry) -> str:
     """"Kingma and Welling, 2014"; "Alemi et al., 2018" for three authors or more."""
     people = entry.persons.get("author") or entry.persons.get("editor") or []
-    names = [" ".join(person.last_names) for person in people] or [entry.fields.get("title", "Anonymous")]
+    names = [surname(person) for person in people] or [entry.fields.get("title", "Anonymous")]
     who = names[0] if len(names) == 1 else f"{names[0]} and {names[1]}" if len(names) == 2 else f"{names[0]} et al."
     return f"{who}, {entry.fields.get('year', 'n.d.')}"
 

@@ -11,8 +11,11 @@ no problems means the site is fine.
   that did not load, math that was not typeset, local files that failed to load, requests that
   would need the network, JavaScript errors, content cut off at the side (an equation, code block,
   output or table wider than its box without a visible scroll bar, or reaching past the text
-  column), figures whose smallest text is shown below `MIN_FIGURE_TEXT_PX`, and object reprs
-  such as ``<torch._C.Generator at 0x…>`` in cell outputs. It can save a full-page screenshot of
+  column; a long output taller than its box that does not scroll; inline math running past the
+  column), code or outputs whose lines the browser wraps (code keeps the lines it was written
+  with and scrolls sideways instead), figures whose smallest text is shown below
+  `MIN_FIGURE_TEXT_PX` (`MIN_PHONE_FIGURE_TEXT_PX` at a phone's width), and object reprs such as
+  ``<torch._C.Generator at 0x…>`` in cell outputs. It can save a full-page screenshot of
   chosen pages. The browser comes from ``open_browser`` in ``book/browser.py``, which the book's
   PDF printer shares.
 """
@@ -40,6 +43,10 @@ DESKTOP, PHONE = 1280, 390  # viewport widths, CSS pixels
 # The smallest text a figure may show, in CSS pixels: 10 px is about 7.5 pt, the smallest print size
 # that stays readable. A figure's PNG records the height of its smallest text at 100 % (vae.style).
 MIN_FIGURE_TEXT_PX = 10.0
+# On a phone a figure is shown at the column's width, and each links to its full-size file for a
+# closer look (book.css). Below 6 px (4.5 pt) text is a grey smudge even to a young eye, so a figure
+# whose text would shrink further keeps a minimum width and scrolls sideways in its own box.
+MIN_PHONE_FIGURE_TEXT_PX = 6.0
 MIN_TEXT_KEY = "min-text-px"
 # What Python prints for an object that has no readable form, e.g. <torch._C.Generator at 0x7f…>,
 # [<matplotlib.lines.Line2D at 0x…>], <Axes: title={…}> or Text(0.5, 1.0, 'title').
@@ -49,14 +56,10 @@ OBJECT_REPR = re.compile(r"<[\w.]+ (?:object )?at 0x[0-9a-fA-F]+>|<Axes: |^Text\
 LINK_ATTRIBUTES = {"a": "href", "link": "href", "img": "src", "script": "src", "source": "src", "iframe": "src"}
 # Schemes that are not files of the site and are not checked.
 IGNORED_SCHEMES = {"mailto", "javascript", "data", "tel"}
-# Errors that the theme stack logs on every page although readers lose nothing; each says why.
-HARMLESS_ERRORS = {
-    # Jupyter Book 1.0 puts sphinx-thebe's one-line config script in the page twice; the second copy
-    # fails to redeclare the constant, and the first copy's identical value is the one used.
-    "Identifier 'THEBE_JS_URL' has already been declared",
-    # pydata-sphinx-theme on a first visit (no light/dark choice stored yet) logs this and uses "auto".
-    "Got invalid theme mode: . Resetting to auto.",
-}
+# Errors that the theme stack logs on every page although readers lose nothing, each with why: none
+# now (sphinx-thebe's doubled script and the theme's complaint about an empty colour mode are gone,
+# book/site_head.py), so any JavaScript error is reported.
+HARMLESS_ERRORS: set[str] = set()
 
 
 @dataclass(frozen=True)
@@ -66,7 +69,7 @@ class Problem:
     ``page`` is the page's path relative to the site folder (e.g. ``notebooks/05_vae_digits.html``);
     ``kind`` is one of ``broken-link``, ``missing-anchor``, ``missing-image``, ``unrendered-math``,
     ``math-error``, ``missing-file``, ``network-request``, ``js-error``, ``timeout``, ``clipped``,
-    ``small-text``, ``object-repr``; ``detail`` says what exactly.
+    ``wrapped``, ``small-text``, ``object-repr``; ``detail`` says what exactly.
     """
 
     page: str
@@ -213,7 +216,7 @@ _CLIPPED = r"""() => {
     const article = document.querySelector("article") || document.body;
     const right = article.getBoundingClientRect().right;
     const boxes = article.querySelectorAll('mjx-container[display="true"], div.highlight pre, '
-        + 'div.cell_output .output, .pst-scrollable-table-container, table');
+        + 'div.cell_output .output, .pst-scrollable-table-container, table, mjx-container:not([display="true"])');
     // A box inside a scrolling box is shown through it; only the outer box must fit the column.
     const insideScroller = box => {
         for (let el = box.parentElement; el && el !== article; el = el.parentElement) {
@@ -221,12 +224,15 @@ _CLIPPED = r"""() => {
         }
         return false;
     };
-    const describe = box => (box.closest("div.math") ? "equation " : box.tagName.toLowerCase() + " ")
+    const describe = box => (box.closest("div.math") ? "equation "
+            : box.matches("mjx-container") ? "inline math " : box.tagName.toLowerCase() + " ")
         + JSON.stringify(box.textContent.trim().replace(/\s+/g, " ").slice(0, 50));
     const clipped = [];
     for (const box of boxes) {
         const style = getComputedStyle(box);
-        if (box.scrollWidth > box.clientWidth + 1) {
+        // Inline math is measured only against the column's edge, unless it is made to scroll.
+        const inlineMath = box.matches('mjx-container:not([display="true"])') && style.overflowX === "visible";
+        if (box.scrollWidth > box.clientWidth + 1 && !inlineMath) {
             const scrolls = style.overflowX === "auto" || style.overflowX === "scroll";
             const bar = box.offsetHeight - box.clientHeight
                 - parseFloat(style.borderTopWidth) - parseFloat(style.borderBottomWidth);
@@ -235,10 +241,37 @@ _CLIPPED = r"""() => {
                     + "with no visible scroll bar");
             }
         }
+        // A box shorter than its content must scroll (a long output in a box of limited height).
+        if (box.scrollHeight > box.clientHeight + 1 && !["auto", "scroll", "visible"].includes(style.overflowY)
+                && !inlineMath) {
+            clipped.push(`${describe(box)} is ${box.scrollHeight} px tall in a ${box.clientHeight} px box that does not scroll`);
+        }
         const edge = box.getBoundingClientRect().right;
         if (edge > right + 1 && !insideScroller(box)) clipped.push(`${describe(box)} reaches ${Math.round(edge - right)} px past the text column`);
     }
     return clipped;
+}"""
+
+# Code and outputs whose lines the browser wraps: each <pre> whose content is taller than it is with
+# its lines kept (white-space: pre). Returns one line per such block.
+_WRAPPED = r"""() => {
+    const wrapped = [];
+    for (const pre of document.querySelectorAll("article pre")) {
+        const style = getComputedStyle(pre);
+        if (["pre", "nowrap"].includes(style.whiteSpace) || style.display === "none") continue;
+        const height = pre.scrollHeight;
+        const before = pre.style.getPropertyValue("white-space");
+        pre.style.setProperty("white-space", "pre", "important");
+        const kept = pre.scrollHeight;
+        pre.style.setProperty("white-space", before);
+        if (height > kept + 2) {
+            const where = pre.closest(".cell_output") ? "output" : "code";
+            const text = pre.textContent.split("\n").reduce((a, b) => (b.length > a.length ? b : a), "");
+            wrapped.push(`${where} ${JSON.stringify(text.trim().slice(0, 50))} wraps its lines `
+                + `(white-space: ${style.whiteSpace}; ${kept} px tall with its lines kept, ${height} px wrapped)`);
+        }
+    }
+    return wrapped;
 }"""
 
 # Figures in cell outputs: each image's file, its CSS width (its width attribute, or its natural
@@ -252,29 +285,37 @@ _FIGURES = r"""() => Array.from(document.querySelectorAll("article .cell_output 
 _OUTPUT_TEXT = r"""() => Array.from(document.querySelectorAll("article .cell_output")).map(el => el.textContent)"""
 
 
-def _small_figure_text(page_url: str, figures: list[dict]) -> list[str]:
-    """Figures whose smallest text, as recorded in the PNG and scaled to its shown width, is below
-    `MIN_FIGURE_TEXT_PX`, and PNG figures that record no size for it."""
-    found = []
+def _figure_text_sizes(page_url: str, figures: list[dict]) -> Iterator[tuple[str, float | None]]:
+    """Each figure's source and the height of its smallest text as shown, in CSS pixels: the height
+    recorded in the PNG (`MIN_TEXT_KEY`, at 100 %) scaled by the shown width over the CSS width.
+    None for a PNG that records no size; figures in other formats are left out."""
     for figure in figures:
         path = Path(unquote(urlsplit(page_url).path)).parent / unquote(urlsplit(figure["src"]).path)
         with Image.open(path) as image:
-            recorded = image.text.get(MIN_TEXT_KEY) if image.format == "PNG" else None
-            if image.format == "PNG" and recorded is None:
-                found.append(f"{figure['src']} records no size for its smallest text (draw it with vae.use_book_style)")
+            if image.format != "PNG":
                 continue
-        if recorded is not None:
-            shown = float(recorded) * figure["shown"] / figure["css"]
-            if shown < MIN_FIGURE_TEXT_PX:
-                found.append(f"{figure['src']}: smallest text {shown:.1f} px < {MIN_FIGURE_TEXT_PX:g} px as shown")
+            recorded = image.text.get(MIN_TEXT_KEY)
+        yield figure["src"], None if recorded is None else float(recorded) * figure["shown"] / figure["css"]
+
+
+def _small_figure_text(page_url: str, figures: list[dict], minimum: float = MIN_FIGURE_TEXT_PX) -> list[str]:
+    """Figures whose smallest text, as recorded in the PNG and scaled to its shown width, is below
+    ``minimum``, and PNG figures that record no size for it."""
+    found = []
+    for src, shown in _figure_text_sizes(page_url, figures):
+        if shown is None:
+            found.append(f"{src} records no size for its smallest text (draw it with vae.use_book_style)")
+        elif shown < minimum:
+            found.append(f"{src}: smallest text {shown:.1f} px < {minimum:g} px as shown")
     return found
 
 
 def _check_page(
-    context: BrowserContext, name: str, url: str, screenshot: Path | None, figure_text: bool
+    context: BrowserContext, name: str, url: str, screenshot: Path | None, min_figure_text: float, extra_css: str
 ) -> list[Problem]:
     """Open one page in a new tab of the context and return its problems; save a screenshot if asked.
-    ``figure_text`` says whether to check the size of the figures' text."""
+    Figures' smallest text must be shown at least ``min_figure_text`` CSS pixels tall; ``extra_css``,
+    if any, is added to the page once it has loaded (to plant a fault)."""
     problems: list[Problem] = []
 
     def refuse_network(route: Route) -> None:
@@ -303,6 +344,8 @@ def _check_page(
         tab.on("console", console_message)
         tab.on("pageerror", lambda error: script_error(str(error)))
         tab.goto(url, wait_until="load")
+        if extra_css:
+            tab.add_style_tag(content=extra_css)
         if tab.evaluate(_SETTLE, SETTLE_TIMEOUT_MS) == "timeout":
             busy = f"MathJax, fonts or images still busy after {SETTLE_TIMEOUT_MS} ms"
             problems.append(Problem(name, "timeout", busy))
@@ -313,8 +356,9 @@ def _check_page(
         problems += [Problem(name, "unrendered-math", f"raw TeX in the text: {text!r}") for text in math["raw"]]
         problems += [Problem(name, "math-error", error) for error in math["errors"]]
         problems += [Problem(name, "clipped", detail) for detail in tab.evaluate(_CLIPPED)]
-        if figure_text:
-            problems += [Problem(name, "small-text", text) for text in _small_figure_text(url, tab.evaluate(_FIGURES))]
+        problems += [Problem(name, "wrapped", detail) for detail in tab.evaluate(_WRAPPED)]
+        small = _small_figure_text(url, tab.evaluate(_FIGURES), min_figure_text)
+        problems += [Problem(name, "small-text", text) for text in small]
         for text in tab.evaluate(_OUTPUT_TEXT):
             problems += [Problem(name, "object-repr", match[0]) for match in OBJECT_REPR.finditer(text)]
         if screenshot is not None:
@@ -333,12 +377,15 @@ def check_pages(
     screenshot_dir: Path | None = None,
     screenshot_pages: Collection[str] = (),
     width: int = DESKTOP,
+    extra_css: str = "",
 ) -> list[Problem]:
     """Open the pages of the site in the browser and return what is wrong with them.
 
     The pages share one fresh browser context (no stored state from earlier runs), ``width`` CSS
-    pixels wide (`DESKTOP`, or `PHONE` for a phone's layout). The size of figure text is checked at
-    desktop widths only: a phone shows a figure smaller, and the reader opens it full size.
+    pixels wide (`DESKTOP`, or `PHONE` for a phone's layout). Figure text must be at least
+    `MIN_FIGURE_TEXT_PX` tall at a desktop's width and `MIN_PHONE_FIGURE_TEXT_PX` below it: a phone
+    shows a figure smaller, and the reader can open it full size. ``extra_css`` is added to every
+    page (to plant a fault).
     Redirect pages (``index.html``) are skipped: `check_links` checks where they lead.
     ``pages`` limits the check to these pages, given as paths relative to ``site`` (default: all).
     ``screenshot_pages`` are page paths relative to ``site`` too (e.g. ``book/intro.html``); each is
@@ -354,7 +401,36 @@ def check_pages(
                 continue
             shoot = screenshot_dir is not None and name in screenshot_pages
             screenshot = screenshot_dir / Path(name).with_suffix(".png") if shoot else None
-            problems += _check_page(context, name, page.as_uri(), screenshot, figure_text=width >= DESKTOP)
+            minimum = MIN_FIGURE_TEXT_PX if width >= DESKTOP else MIN_PHONE_FIGURE_TEXT_PX
+            problems += _check_page(context, name, page.as_uri(), screenshot, minimum, extra_css)
     finally:
         context.close()
     return problems
+
+
+def figure_text_sizes(browser: Browser, site: Path, *, pages: Collection[str] | None = None,
+                      width: int = DESKTOP) -> dict[str, dict[str, float | None]]:
+    """The height of each figure's smallest text as shown at ``width``, in CSS pixels (None where the
+    PNG records none), by page (relative to ``site``) and image source: what `check_pages` compares
+    with its minimum, for reporting."""
+    site = site.resolve()
+    sizes: dict[str, dict[str, float | None]] = {}
+    context = browser.new_context(viewport={"width": width, "height": 900})
+    try:
+        for page in site_pages(site):
+            name = page.relative_to(site).as_posix()
+            if (pages is not None and name not in pages) or _redirect(_read(page)) is not None:
+                continue
+            tab = context.new_page()
+            try:
+                tab.route("http*://*/**", lambda route: route.abort())
+                tab.goto(page.as_uri(), wait_until="load")
+                tab.evaluate(_SETTLE, SETTLE_TIMEOUT_MS)
+                found = dict(_figure_text_sizes(page.as_uri(), tab.evaluate(_FIGURES)))
+            finally:
+                tab.close()
+            if found:
+                sizes[name] = found
+    finally:
+        context.close()
+    return sizes

@@ -159,6 +159,7 @@ def test_the_html_embeds_the_document_safely_and_refers_to_the_script():
 
 
 def test_show_explorer_gives_html_for_pages_and_a_still_for_the_rest():
+    matplotlib.pyplot.close("all")  # figures other tests left open are not this one's
     model = small_model()
     x, y = digits()
     shown = export.show_explorer(model, x, y)

@@ -228,6 +228,7 @@ def test_javascript_reads_the_grey_levels_as_python_does(beta_setup):
 
 
 def test_the_html_embeds_the_data_safely_and_a_still_for_other_front_ends(posterior_setup, beta_setup):
+    matplotlib.pyplot.close("all")  # figures other tests left open are not this one's
     exact, x, mean, logvar = posterior_setup
     shown = web_figures.show_elbo_explorer(exact, x, [1], mean, logvar, names=["</script><b>"], label='a "q"')
     assert shown.html.count("</script>") == 2 and 'data-label="a &quot;q&quot;"' in shown.html
