@@ -194,27 +194,25 @@ class ConditionalVAE(VAE):
         super().__init__(input_dim, hidden_dims, latent_dim, **settings)
         self.config["n_classes"] = n_classes
 
-    def one_hot(self, y: Tensor, like: Tensor) -> Tensor:
-        """Labels ``y`` as one-hot rows, broadcast to sit beside ``like`` [..., F]: [..., C]."""
-        c = nn.functional.one_hot(y, self.n_classes).to(like.dtype)
-        return c.expand(*like.shape[:-1], -1)
+    def with_label(self, h: Tensor, y: Tensor) -> Tensor:
+        """``h`` [..., F] with the labels ``y`` appended as one-hot rows (broadcast to h's batch): [..., F + C]."""
+        c = nn.functional.one_hot(y, self.n_classes).to(h.dtype)
+        return torch.cat([h, c.expand(*h.shape[:-1], -1)], -1)
 
     @checked(x=data, y=labels)
     def encode(self, x: Tensor, y: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """q(z|x, y): ``mean`` and ``logvar``, each [B, L]."""
-        u = self.lik.scale_input(x)
-        return self.encode_scaled(torch.cat([u, self.one_hot(y, u)], -1))
+        return self.encode_scaled(self.with_label(self.lik.scale_input(x), y))
 
     @checked(z=codes, y=labels)
     def likelihood(self, z: Tensor, y: Tensor | None = None) -> Distribution:
         """p(x|z, y); event shape [D]."""
-        return self.lik.distribution(self.decoder(torch.cat([z, self.one_hot(y, z)], -1)))
+        return self.lik.distribution(self.decoder(self.with_label(z, y)))
 
     @checked(z=codes, y=labels)
     def decode(self, z: Tensor, y: Tensor | None = None) -> Tensor:
         """The mean image of p(x|z, y), [..., D]."""
-        return self.lik.mean(self.decoder(torch.cat([z, self.one_hot(y, z)], -1)))
-
+        return self.lik.mean(self.decoder(self.with_label(z, y)))
 
 def model_config(
     input_dim: int,
