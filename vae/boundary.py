@@ -20,17 +20,23 @@ from __future__ import annotations
 
 import functools
 import inspect
-import numbers
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
-import numpy as np
 import torch
 from torch import Tensor
 
-from vae.validation import check_data, check_labels, check_nonnegative, check_positive, check_positive_int, check_tensor
+from vae.validation import (
+    check_data,
+    check_labels,
+    check_nonnegative,
+    check_nonnegative_int,
+    check_positive,
+    check_positive_int,
+    check_tensor,
+)
 
 Check = Callable[[str, Any, Any, dict[str, Any]], Any]
 F = TypeVar("F", bound=Callable[..., Any])
@@ -186,11 +192,7 @@ def positive_int(name: str, value: Any, model: Any, arguments: dict[str, Any]) -
 
 
 def nonnegative_int(name: str, value: Any, model: Any, arguments: dict[str, Any]) -> int:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an int >= 0, got {value!r} ({type(value).__name__})")
-    if value < 0:
-        raise ValueError(f"{name} must be an int >= 0, got {value}")
-    return int(value)
+    return check_nonnegative_int(name, value)
 
 
 def function(name: str, value: Any, model: Any, arguments: dict[str, Any]) -> Callable:

@@ -23,12 +23,24 @@ def _real(name: str, value: object, expected: str) -> float:
     return float(value)
 
 
+def _int(name: str, value: object, expected: str) -> int:
+    """``value`` as an int if it is an integer (a Python or numpy one; not a bool)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be {expected}, got {value!r} ({type(value).__name__})")
+    return int(value)
+
+
 def check_positive_int(name: str, value: object) -> int:
     """Return ``value`` if it is an int > 0, else raise with a message naming ``name``."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be a positive int, got {value!r} ({type(value).__name__})")
-    if value <= 0:
+    if _int(name, value, "a positive int") <= 0:
         raise ValueError(f"{name} must be a positive int, got {value}")
+    return int(value)
+
+
+def check_nonnegative_int(name: str, value: object) -> int:
+    """Return ``value`` if it is an int >= 0, else raise with a message naming ``name``."""
+    if _int(name, value, "an int >= 0") < 0:
+        raise ValueError(f"{name} must be an int >= 0, got {value}")
     return int(value)
 
 
