@@ -76,10 +76,11 @@ def train_loop(
                 f"the loss became NaN or inf in epoch {epoch}, so the model's weights are no longer usable; "
                 f"rebuild it and try a smaller learning rate than lr={optimizer.param_groups[0]['lr']:g}"
             )
-        record(history, "train", dict(elbo=rec - beta * kl, rec=rec, kl=kl), lr=optimizer.param_groups[0]["lr"])
+        history.setdefault("lr", []).append(optimizer.param_groups[0]["lr"])
+        record(history, "train", dict(elbo=rec - beta * kl, rec=rec, kl=kl))
         if valid is not None:
             record(history, "valid", evaluate(model, valid, beta, y=valid_y))
-        if any([option.end_epoch(epoch, model, optimizer, history) for option in options]):
+        if any([option.end_epoch(epoch, model, optimizer, history) for option in options]):  # all act, then stop
             break
     for option in options:
         option.finish(model)
@@ -87,10 +88,8 @@ def train_loop(
     return history
 
 
-def record(history: History, split: str, scores: dict[str, float], **extra: float) -> None:
+def record(history: History, split: str, scores: dict[str, float]) -> None:
     """Append this epoch's ``scores`` to ``history`` as ``{split}_elbo``, ``{split}_rec``, ``{split}_kl``."""
-    for key, value in extra.items():
-        history.setdefault(key, []).append(value)
     for key, value in scores.items():
         history.setdefault(f"{split}_{key}", []).append(value)
 
