@@ -1,15 +1,24 @@
-"""Shared by the classroom tests: one release of every assignment, and one grading run per
-assignment of every test submission (ordinary and adversarial), with short limits."""
+"""Shared by the tests. For the classroom tests: one release of every assignment, and one grading
+run per assignment of every test submission (ordinary and adversarial), with short limits. For the
+browser tests (the site's and the interactive figures'): a headless Chromium."""
 
 import csv
 import functools
 import hashlib
+import importlib.util
+import os
+import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from pathlib import Path
 
 import nbformat
 import pytest
 import submissions
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "book"))
+from browser import HOW_TO_INSTALL, find_chromium, open_browser
 
 # Seconds one cell, and one submission in all, may run in these tests: generous, for a loaded machine.
 LIMITS = {
@@ -95,3 +104,22 @@ def graded(released, tmp_path_factory):
             "after": digests(watched),
         }
     return results
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    """Headless Chromium, shared by the tests of one module (the site's and the interactive figures').
+
+    Without it the tests skip, except when ``VAE_SITE`` asks for the real check: then they fail.
+    """
+    missing = None
+    if find_chromium() is None:
+        missing = f"no Chromium or Chrome found ({HOW_TO_INSTALL})"
+    elif importlib.util.find_spec("playwright") is None:
+        missing = "playwright is not installed (pip install -r requirements.txt)"
+    if missing and os.environ.get("VAE_SITE"):
+        pytest.fail(missing)
+    if missing:
+        pytest.skip(missing)
+    with open_browser() as chromium:
+        yield chromium

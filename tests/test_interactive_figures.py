@@ -21,14 +21,12 @@ save screenshots at 1280 and 390 px in ``_build/screenshots/interactive`` (next 
 from __future__ import annotations
 
 import base64
-import importlib.util
 import json
 import math
 import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import matplotlib
@@ -244,24 +242,6 @@ def test_the_html_embeds_the_data_safely_and_a_still_for_other_front_ends(poster
 
 
 # ---- On a built site ----
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    sys.path.insert(0, str(ROOT / "book"))
-    from browser import find_chromium, open_browser
-
-    missing = None
-    if find_chromium() is None:
-        missing = "no Chromium or Chrome found"
-    elif importlib.util.find_spec("playwright") is None:
-        missing = "playwright is not installed (pip install -r requirements.txt)"
-    if missing and REAL_SITE:
-        pytest.fail(missing)
-    if missing:
-        pytest.skip(missing)
-    with open_browser() as browser:
-        yield browser
-
 
 def embedded(page: Path, kind: str) -> dict:
     from bs4 import BeautifulSoup

@@ -31,7 +31,7 @@ import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -50,7 +50,7 @@ from sitecheck import (
 )
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "book"))
-from browser import HOW_TO_INSTALL, MACOS_CHROME, find_chromium, open_browser
+from browser import MACOS_CHROME
 
 REAL_SITE = os.environ.get("VAE_SITE")
 needs_real_site = pytest.mark.skipif(not REAL_SITE, reason="set VAE_SITE to a built site, e.g. VAE_SITE=_build/html")
@@ -119,23 +119,6 @@ def site(clean_site: Path, tmp_path: Path) -> Path:
     return Path(shutil.copytree(clean_site, tmp_path / "html"))
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    """Headless Chromium, shared by the tests of this file.
-
-    Without it the tests skip, except when ``VAE_SITE`` asks for the real check: then they fail.
-    """
-    missing = None
-    if find_chromium() is None:
-        missing = f"no Chromium or Chrome found ({HOW_TO_INSTALL})"
-    elif importlib.util.find_spec("playwright") is None:
-        missing = "playwright is not installed (pip install -r requirements.txt)"
-    if missing and REAL_SITE:
-        pytest.fail(missing)
-    if missing:
-        pytest.skip(missing)
-    with open_browser() as browser:
-        yield browser
 
 
 def edit(path: Path, old: str, new: str) -> None:
