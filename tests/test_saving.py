@@ -57,3 +57,22 @@ def test_an_untouched_file_still_loads(tmp_path):
     model = vae.VAE(16, [8], 2)
     again = load(save(model, tmp_path / "small.pt"))
     assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), again.state_dict().values()))
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_weights_with_nan_or_inf_are_refused(tmp_path, bad):
+    path = save(vae.VAE(16, [8], 2), tmp_path / "small.pt")
+    payload = torch.load(path, weights_only=True)
+    payload["state_dict"]["decoder.0.weight"][0, 0] = bad
+    torch.save(payload, path)
+    with pytest.raises(ValueError, match=r"decoder\.0\.weight contains NaN or inf"):
+        load(path)
+
+
+def test_a_class_that_is_not_a_name_is_refused(tmp_path):
+    path = save(vae.VAE(16, [8], 2), tmp_path / "small.pt")
+    payload = torch.load(path, weights_only=True)
+    payload["class"] = ["VAE"]
+    torch.save(payload, path)
+    with pytest.raises(ValueError, match="rebuilds only"):
+        load(path)

@@ -58,7 +58,7 @@ def load(path: str | os.PathLike, device: str | torch.device = "cpu") -> VAE | A
         raise ValueError(f"{path} is not a model written by vae.save ({type(err).__name__}: {err})") from err
     if not isinstance(payload, dict) or not {"class", "config", "state_dict"} <= payload.keys():
         raise ValueError(f"{path} is not a model written by vae.save: it lacks the class, config and weights")
-    if payload["class"] not in MODELS:
+    if not isinstance(payload["class"], str) or payload["class"] not in MODELS:
         raise ValueError(f"{path} holds a {payload['class']!r}; vae.load rebuilds only {tuple(MODELS)}")
     if not isinstance(payload["config"], dict) or not isinstance(payload["state_dict"], dict):
         raise ValueError(f"{path} is not a model written by vae.save: its config or weights are not dicts")
@@ -84,7 +84,7 @@ class _Mismatch(Exception):
 
 
 def _fit_weights(model: torch.nn.Module, state: dict) -> None:
-    """Raise :class:`_Mismatch` unless ``state`` has exactly the model's tensors, in their shapes."""
+    """Raise :class:`_Mismatch` unless ``state`` has exactly the model's tensors, in their shapes, and finite."""
     expected = model.state_dict()
     if expected.keys() != state.keys():
         extra, absent = sorted(state.keys() - expected.keys()), sorted(expected.keys() - state.keys())
@@ -94,3 +94,5 @@ def _fit_weights(model: torch.nn.Module, state: dict) -> None:
         if not isinstance(value, torch.Tensor) or value.shape != tensor.shape:
             shape = list(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
             raise _Mismatch(f"{key} is {shape}, the config needs {list(tensor.shape)}")
+        if value.is_floating_point() and not torch.isfinite(value).all():
+            raise _Mismatch(f"{key} contains NaN or inf")
