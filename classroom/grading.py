@@ -254,7 +254,8 @@ RECORDED = re.compile(r"""\brecord\(\s*["'](\w+)["']""")
 
 
 class Interference(Exception):
-    """The sandbox wrote something the grader did not ask for."""
+    """The sandbox broke the conversation while still running: it wrote something the grader did not
+    ask for, or did not say "ready" (for example because it closed its end of the channel)."""
 
 
 def _converse(box: sandbox.Sandbox, assignment: Assignment, inputs: dict) -> tuple[list, dict]:
@@ -349,7 +350,7 @@ def grade_notebook(
             try:
                 reported, results = _converse(box, assignment, inputs)
             except Interference:
-                return Grade(student, zero, possible, "the notebook wrote to the grader's channel unasked; no score")
+                return Grade(student, zero, possible, "the notebook interfered with the grader's channel (wrote to it unasked or closed it); no score")
             except EOFError:
                 if box.timed_out:
                     return Grade(student, zero, possible, f"stopped after {limits.seconds:g} s in all; no score")
