@@ -17,8 +17,8 @@ VAE_DIR = Path(__file__).resolve().parents[1] / "vae"
 LAYERS = {
     "validation": 0, "style": 0, "book": 0, "networks": 0,  # no imports from the library
     "boundary": 1,  # checks arguments at the public entry points
-    "likelihoods": 2, "priors": 2,  # core: p(x|z) and p(z)
-    "models": 3,  # core: Autoencoder, VAE, ConditionalVAE
+    "likelihoods": 2, "priors": 2, "flows": 2,  # core: p(x|z), p(z) and the flows of q(z|x)
+    "models": 3,  # core: Autoencoder, VAE, ConditionalVAE, FlowVAE
     "objectives": 4, "interface": 4, "saving": 4,  # core: ELBO, IWAE; the classroom adapter; files
     "options": 5, "training": 5,  # core: the training loop and its options
     # topic modules, one or two chapters each

@@ -231,7 +231,7 @@ def test_refine_posterior_and_elbo_reject_bad_arguments(small_vae):
     with pytest.raises(ValueError, match="lr must be a finite positive number"):
         refine_posterior(model, x, lr=-1.0)
     mean, logvar = refine_posterior(model, x, steps=2)
-    with pytest.raises(ValueError, match=r"posterior must be \(mean, logvar\), each of shape \[5, 2\]"):
+    with pytest.raises(ValueError, match=r"posterior must be \(mean, logvar\), of shapes \[5, 2\] and \[5, 2\]"):
         elbo(model, x, posterior=(mean[:3], logvar[:3]))
 
 

@@ -1,9 +1,10 @@
 """vae: the small library behind the book *Variational Autoencoders, Step by Step*.
 
 The core, written to be read, in the order a chapter meets it: ``networks`` (MLPs),
-``likelihoods`` (p(x|z)), ``priors`` (p(z), with the KL to each), ``models`` (Autoencoder, VAE,
-ConditionalVAE: encode → reparameterize → decode), ``objectives`` (ELBO, IWAE bound, refined
-posteriors, bits/dim), ``options`` and ``training`` (the training loop and ``fit``).
+``likelihoods`` (p(x|z)), ``priors`` (p(z), with the KL to each), ``flows`` (planar, radial and
+inverse autoregressive flows for q(z|x)), ``models`` (Autoencoder, VAE, ConditionalVAE, FlowVAE:
+encode → reparameterize → decode), ``objectives`` (ELBO, IWAE bound, refined posteriors,
+bits/dim), ``options`` and ``training`` (the training loop and ``fit``, on the ELBO or the IWAE bound).
 
 Around it: ``boundary`` and ``validation`` (inputs are checked and moved to the model's device
 once, at the public entry points), ``saving`` (save, load), ``interface`` (the classroom
@@ -27,7 +28,7 @@ from vae.book import glue
 from vae.boundary import pick_device
 from vae.data import load_digits, load_mnist
 from vae.loss_doctor import LossError, diagnose_loss
-from vae.models import VAE, Autoencoder, ConditionalVAE
+from vae.models import VAE, Autoencoder, ConditionalVAE, FlowVAE
 from vae.objectives import (
     bits_per_dim,
     elbo,
@@ -45,6 +46,7 @@ __all__ = [
     "VAE",
     "Autoencoder",
     "ConditionalVAE",
+    "FlowVAE",
     "LossError",
     "bits_per_dim",
     "diagnose_loss",

@@ -133,9 +133,19 @@ def data(name: str, value: Any, model: Any, arguments: dict[str, Any]) -> Tensor
 
 def codes(name: str, value: Any, model: Any, arguments: dict[str, Any]) -> Tensor:
     """Floating-point codes or posterior parameters [..., L]."""
+    return _finite_rows(name, value, model, model.latent_dim, "latent_dim")
+
+
+def contexts(name: str, value: Any, model: Any, arguments: dict[str, Any]) -> Tensor:
+    """A flow posterior's context [..., H], H the encoder's last hidden size (``model.context_dim``)."""
+    return _finite_rows(name, value, model, model.context_dim, "context_dim")
+
+
+def _finite_rows(name: str, value: Any, model: Any, width: int, what: str) -> Tensor:
+    """A finite floating-point tensor [..., width], on the model's device."""
     value = check_tensor(name, value)
-    if value.dim() == 0 or value.shape[-1] != model.latent_dim:
-        raise ValueError(f"{name} must have shape [..., {model.latent_dim}] (latent_dim), got {list(value.shape)}")
+    if value.dim() == 0 or value.shape[-1] != width:
+        raise ValueError(f"{name} must have shape [..., {width}] ({what}), got {list(value.shape)}")
     if value.device.type != "meta" and not torch.isfinite(value).all():
         raise ValueError(f"{name} contains NaN or inf")
     return value.to(device_of(model))
@@ -153,19 +163,22 @@ def labels(name: str, value: Any, model: Any, arguments: dict[str, Any]) -> Tens
     return None if y is None else y.to(device_of(model))
 
 
-def posterior(name: str, value: Any, model: Any, arguments: dict[str, Any]) -> tuple[Tensor, Tensor] | None:
-    """``None`` (the encoder's q), or ``(mean, logvar)`` of q(z|x), each [B, L] for the batch ``x``."""
+def posterior(name: str, value: Any, model: Any, arguments: dict[str, Any]) -> tuple[Tensor, ...] | None:
+    """``None`` (the encoder's q), or q(z|x)'s parameters for the batch ``x`` as ``model.encode`` gives them:
+    ``(mean, logvar)``, each [B, L]; a :class:`vae.FlowVAE`'s are ``(mean, logvar, context)``, context [B, H]."""
     if value is None:
         return None
-    if not isinstance(value, (tuple, list)) or len(value) != 2:
-        raise TypeError(f"{name} must be a pair (mean, logvar) of tensors, got {type(value).__name__}")
-    mean, logvar = (codes(f"{name} {part}", t, model, arguments) for t, part in zip(value, ("mean", "logvar")))
-    expected = [len(arguments["x"]), model.latent_dim]
-    if list(mean.shape) != expected or list(logvar.shape) != expected:
-        raise ValueError(
-            f"{name} must be (mean, logvar), each of shape {expected}, got {list(mean.shape)} and {list(logvar.shape)}"
-        )
-    return mean, logvar
+    widths = model.posterior_widths()  # {"mean": L, "logvar": L, ...}
+    parts = f"({', '.join(widths)})"
+    if not isinstance(value, (tuple, list)) or len(value) != len(widths):
+        raise TypeError(f"{name} must be {parts}, a tuple of {len(widths)} tensors, got {type(value).__name__}")
+    value = tuple(_finite_rows(f"{name} {part}", t, model, width, f"the width of {part}")
+                  for t, (part, width) in zip(value, widths.items()))
+    expected = [[len(arguments["x"]), width] for width in widths.values()]
+    if [list(t.shape) for t in value] != expected:
+        got = " and ".join(str(list(t.shape)) for t in value)
+        raise ValueError(f"{name} must be {parts}, of shapes {' and '.join(map(str, expected))}, got {got}")
+    return value
 
 
 def tensor(name: str, value: Any, model: Any, arguments: dict[str, Any]) -> Tensor:
@@ -199,6 +212,17 @@ def function(name: str, value: Any, model: Any, arguments: dict[str, Any]) -> Ca
     if not callable(value):
         raise TypeError(f"{name} must be a function, got {type(value).__name__}")
     return value
+
+
+def choice(*allowed: str) -> Check:
+    """One of the strings ``allowed``."""
+
+    def check(name: str, value: Any, model: Any, arguments: dict[str, Any]) -> str:
+        if value not in allowed:
+            raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
+        return value
+
+    return check
 
 
 def optional(check: Check) -> Check:

@@ -1,4 +1,4 @@
-"""The models: an autoencoder, the VAE and the conditional VAE, built from small MLPs.
+"""The models: an autoencoder, the VAE, the conditional VAE and the VAE with a flow posterior, built from small MLPs.
 
 Shapes used throughout: ``B`` examples in a batch, ``D`` input dimensions (pixels), ``L`` latent
 dimensions, ``S`` samples of ``z`` per input. Log-likelihoods are in nats per example.
@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor, nn
-from torch.distributions import Distribution
+from torch.distributions import Distribution, TransformedDistribution
 
-from vae.boundary import checked, codes, data, labels, positive_int
+from vae.boundary import checked, codes, contexts, data, labels, positive_int
+from vae.flows import make_flow
 from vae.likelihoods import make_likelihood
 from vae.networks import mlp
 from vae.priors import diagonal_gaussian, make_prior
@@ -150,6 +151,15 @@ class VAE(nn.Module):
         """p(x|z) for codes ``z`` [..., L]: event shape [D], ``log_prob`` in nats [...]."""
         return self.lik.distribution(self.decoder(z))
 
+    @checked(mean=codes, logvar=codes, z=codes)
+    def kl(self, mean: Tensor, logvar: Tensor, z: Tensor) -> Tensor:
+        """KL(q(z|x) || p(z)), [B] nats, for q = N(mean, diag(exp(logvar))) [B, L] and its draws ``z``.
+
+        ``z`` is [B, L] or [B, S, L]; the prior gives the KL (:meth:`vae.priors.Prior.kl`): exact
+        for N(0, I), else estimated from these draws.
+        """
+        return self.latent_prior.kl(mean, logvar, z)
+
     @checked(z=codes, y=labels)
     def decode(self, z: Tensor, y: Tensor | None = None) -> Tensor:
         """The mean image of p(x|z), [..., D], in input units."""
@@ -169,6 +179,10 @@ class VAE(nn.Module):
     def prior(self) -> Distribution:
         """p(z) with event shape [L]."""
         return self.latent_prior()
+
+    def posterior_widths(self) -> dict[str, int]:
+        """The parameters of q(z|x) that ``encode`` returns, in order, with their widths: mean and logvar, L each."""
+        return {"mean": self.latent_dim, "logvar": self.latent_dim}
 
     @torch.no_grad()
     @checked(n=positive_int, y=labels)
@@ -213,6 +227,75 @@ class ConditionalVAE(VAE):
     def decode(self, z: Tensor, y: Tensor | None = None) -> Tensor:
         """The mean image of p(x|z, y), [..., D]."""
         return self.lik.mean(self.decoder(self.with_label(z, y)))
+
+
+class FlowVAE(VAE):
+    """A VAE whose q(z|x) is a diagonal Gaussian pushed through ``flow_length`` invertible steps.
+
+    z_0 ~ N(mean, diag(exp(logvar))) as in the VAE, then z_K = f_K ∘ … ∘ f_1(z_0) goes to the
+    decoder. ``flow`` names the step (:mod:`vae.flows`): ``"planar"``, ``"radial"`` (Rezende and
+    Mohamed, 2015) or ``"iaf"`` (inverse autoregressive flow, Kingma et al., 2016). The steps'
+    parameters are amortised: they come from a ``context``, the encoder's last hidden layer, so
+    q(z|x)'s parameters are ``(mean, logvar, context)``, which ``encode`` returns and
+    ``elbo(..., posterior=...)`` and ``refine_posterior`` take. ``flow_length = 0`` is the VAE
+    itself. The ELBO's KL has no closed form: :meth:`kl` estimates it from the ELBO's draws.
+    A VampPrior's components are the encoder's base Gaussians q_0(z|u_k).
+    """
+
+    def __init__(self, input_dim: int, hidden_dims: list[int], latent_dim: int, *, flow: str = "planar",
+                 flow_length: int = 4, **settings) -> None:
+        super().__init__(input_dim, hidden_dims, latent_dim, **settings)
+        self.context_dim = hidden_dims[-1]
+        self.flow = make_flow(flow, flow_length, latent_dim, self.context_dim)
+        self.config.update(flow=flow, flow_length=flow_length)
+
+    @checked(x=data, y=labels)
+    def encode(self, x: Tensor, y: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
+        """q(z|x)'s parameters: the base Gaussian's ``mean`` and ``logvar`` [B, L] and the ``context`` [B, H]."""
+        h = self.encoder(self.lik.scale_input(x))
+        return self.to_mean(h), self.to_logvar(h), h
+
+    @checked(mean=codes, logvar=codes, context=contexts, n_samples=positive_int)
+    def reparameterize(self, mean: Tensor, logvar: Tensor, context: Tensor, n_samples: int = 1) -> Tensor:
+        """Draw z_K = f_K ∘ … ∘ f_1(z_0), with z_0 drawn by :meth:`VAE.reparameterize`: [B, L], or [B, S, L]."""
+        z0 = super().reparameterize(mean, logvar, n_samples)
+        return self.flow(z0, aligned(context, z0))[0]
+
+    @checked(mean=codes, logvar=codes, context=contexts, z=codes)
+    def kl(self, mean: Tensor, logvar: Tensor, context: Tensor, z: Tensor) -> Tensor:
+        """KL(q_K(z|x) || p(z)), [B] nats, estimated at draws ``z`` [B, L] or [B, S, L] of q_K:
+
+            KL(q_0 || p) + E[log p(z_0) − log p(z_K) − Σ_k log |det ∂f_k/∂z_{k−1}|]
+
+        The base Gaussian's KL as the prior gives it (exact for N(0, I)), plus what the flow
+        changes, at the z_0 that the flow moved to each z_K = ``z``. On average it is
+        E[log q_K(z) − log p(z)]; for ``flow_length = 0`` it is the VAE's KL exactly.
+        """
+        z0, log_det = self.flow.inverse(z, aligned(context, z))
+        p = self.prior()
+        change = p.log_prob(z0) - p.log_prob(z) - log_det
+        return self.latent_prior.kl(mean, logvar, z0) + (change.mean(1) if z.dim() == 3 else change)
+
+    @checked(x=data, y=labels)
+    def posterior(self, x: Tensor, y: Tensor | None = None) -> Distribution:
+        """q(z|x): the base Gaussian pushed through the flow, batch shape [B], event shape [L].
+
+        Its ``log_prob`` of its own samples reads the values that sampling computed; of any other
+        point it inverts the flow exactly (:mod:`vae.flows`).
+        """
+        mean, logvar, context = self.encode(x, y)
+        return TransformedDistribution(diagonal_gaussian(mean, logvar), self.flow.transforms(context),
+                                       validate_args=False)
+
+    def posterior_widths(self) -> dict[str, int]:
+        """``mean`` and ``logvar``, L each, then the flow's ``context``, H (the encoder's last hidden size)."""
+        return {**super().posterior_widths(), "context": self.context_dim}
+
+
+def aligned(context: Tensor, z: Tensor) -> Tensor:
+    """``context`` [B, H] with a sample axis, [B, 1, H], when ``z`` has one ([B, S, L]); else as it is."""
+    return context.unsqueeze(-2) if z.dim() > context.dim() else context
+
 
 def model_config(
     input_dim: int,

@@ -16,11 +16,12 @@ from torch import Tensor
 
 from vae.boundary import checked, codes, data, labels, model_is, nonnegative, positive, positive_int, posterior
 from vae.models import VAE, Autoencoder
-from vae.priors import diagonal_gaussian, gaussian_kl, monte_carlo_kl
+from vae.priors import gaussian_kl, monte_carlo_kl
 from vae.validation import check_positive_int
 
-__all__ = ["ELBO", "elbo", "gaussian_kl", "gaussian_kl_mc", "iwae_bound", "log_likelihood_estimate",
-           "monte_carlo_kl", "reconstruction", "reconstruction_log_likelihood", "refine_posterior", "bits_per_dim"]
+__all__ = ["ELBO", "elbo", "gaussian_kl", "gaussian_kl_mc", "importance_weighted", "iwae_bound",
+           "log_likelihood_estimate", "monte_carlo_kl", "reconstruction", "reconstruction_log_likelihood",
+           "refine_posterior", "bits_per_dim"]
 
 
 class ELBO(NamedTuple):
@@ -46,22 +47,23 @@ def elbo(
     x: Tensor,
     beta: float = 1.0,
     n_samples: int = 1,
-    posterior: tuple[Tensor, Tensor] | None = None,
+    posterior: tuple[Tensor, ...] | None = None,
     y: Tensor | None = None,
 ) -> ELBO:
     """E_q[log p(x|z)] − beta · KL(q(z|x) || p(z)) per example, in nats.
 
     The expectation is estimated with ``n_samples`` reparameterised draws of z; the KL is the
-    prior's (exact for N(0, I), else estimated from the same draws). With ``beta = 1`` this is a
-    lower bound on log p(x) (on log p(x|y) for a conditional model, labels ``y`` [B]). q is the
-    encoder's, unless ``posterior`` gives its ``(mean, logvar)`` [B, L] (e.g. :func:`refine_posterior`).
+    model's (:meth:`VAE.kl`): the prior's, exact for N(0, I), else estimated from the same draws.
+    With ``beta = 1`` this is a lower bound on log p(x) (on log p(x|y) for a conditional model,
+    labels ``y`` [B]). q is the encoder's, unless ``posterior`` gives its parameters as ``encode``
+    does: ``(mean, logvar)`` [B, L] (e.g. from :func:`refine_posterior`; a FlowVAE adds a context).
     """
-    mean, logvar = model.encode(x, y) if posterior is None else posterior
-    z = model.reparameterize(mean, logvar, n_samples)
+    posterior = model.encode(x, y) if posterior is None else posterior
+    z = model.reparameterize(*posterior, n_samples)
     rec = reconstruction_log_likelihood(model, x, z, y)
     if n_samples > 1:
         rec = rec.mean(1)
-    kl = model.latent_prior.kl(mean, logvar, z)
+    kl = model.kl(*posterior, z)
     return ELBO(rec - beta * kl, rec, kl)
 
 
@@ -76,6 +78,14 @@ def reconstruction(model: Autoencoder, x: Tensor, beta: float = 1.0, n_samples: 
     return ELBO(rec, rec, torch.zeros_like(rec))
 
 
+def log_weights(model: VAE, x: Tensor, n_samples: int, y: Tensor | None) -> tuple[Tensor, Tensor]:
+    """For k = ``n_samples`` draws z_i ~ q(z|x): log p(x|z_i) and log w_i = log p(x, z_i) − log q(z_i|x), [k, B]."""
+    q = model.posterior(x, y)
+    z = q.rsample((n_samples,))  # [k, B, L]
+    rec = model.likelihood(z, y).log_prob(x)
+    return rec, rec + model.prior().log_prob(z) - q.log_prob(z)
+
+
 @checked(model=model_is(VAE), x=data, n_samples=positive_int, y=labels)
 def iwae_bound(model: VAE, x: Tensor, n_samples: int = 50, y: Tensor | None = None) -> Tensor:
     """The importance-weighted bound log (1/k) Σ_i p(x, z_i) / q(z_i|x), z_i ~ q(z|x), k = ``n_samples``: [B].
@@ -83,10 +93,26 @@ def iwae_bound(model: VAE, x: Tensor, n_samples: int = 50, y: Tensor | None = No
     Burda et al. (2016): equals the ELBO in expectation for k = 1, never decreases with k in
     expectation, and tends to log p(x) as k grows. p(z) is the model's prior, learned or not.
     """
-    q = diagonal_gaussian(*model.encode(x, y))
-    z = q.rsample((n_samples,))  # [k, B, L]
-    log_w = model.likelihood(z, y).log_prob(x) + model.prior().log_prob(z) - q.log_prob(z)
+    _, log_w = log_weights(model, x, n_samples, y)
     return torch.logsumexp(log_w, dim=0) - math.log(n_samples)
+
+
+@checked(model=model_is(VAE), x=data, beta=nonnegative, n_samples=positive_int, y=labels)
+def importance_weighted(
+    model: VAE, x: Tensor, beta: float = 1.0, n_samples: int = 1, y: Tensor | None = None
+) -> ELBO:
+    """The IWAE bound as a training objective (Burda et al., 2016): ``fit(..., objective="iwae")``, [B] nats each.
+
+    ``elbo`` is :func:`iwae_bound` with k = ``n_samples`` (the same value for the same draws),
+    ``rec`` the average of log p(x|z_i) over the k draws and ``kl`` = rec − elbo, what the bound
+    charges beyond it, so that elbo = rec − kl as for the ELBO (for k = 1, kl is log q(z|x) − log p(z)
+    at the draw). Its gradient weights each draw by its normalised importance weight. ``beta`` is
+    not used: the bound has no KL term to weight, so ``fit`` refuses ``beta`` ≠ 1 and ``warmup``.
+    """
+    rec, log_w = log_weights(model, x, n_samples, y)
+    bound = torch.logsumexp(log_w, dim=0) - math.log(n_samples)
+    rec = rec.mean(0)
+    return ELBO(bound, rec, rec - bound)
 
 
 @torch.inference_mode()
@@ -105,29 +131,30 @@ def log_likelihood_estimate(
 @checked(model=model_is(VAE), x=data, steps=positive_int, lr=positive, n_samples=positive_int, y=labels)
 def refine_posterior(
     model: VAE, x: Tensor, steps: int = 100, lr: float = 1e-2, n_samples: int = 8, y: Tensor | None = None
-) -> tuple[Tensor, Tensor]:
+) -> tuple[Tensor, ...]:
     """Close the amortisation gap: fit q(z|x) to each example by gradient ascent on its own ELBO.
 
-    Starts from the encoder's ``(mean, logvar)`` and takes ``steps`` Adam steps (learning rate
+    Starts from the encoder's parameters of q and takes ``steps`` Adam steps (learning rate
     ``lr``, ``n_samples`` draws of z per step) on each example's ELBO with the decoder held fixed
     and in eval mode. The ELBO of the result is still a lower bound on log p(x) for the same
     decoder, and usually a tighter one than the encoder's (Cremer et al., 2018). The model's
-    weights and their gradients are left untouched. Returns ``mean``, ``logvar``, each [B, L].
+    weights and their gradients are left untouched. Returns the parameters as ``encode`` does:
+    ``mean``, ``logvar``, each [B, L] (for a FlowVAE also the context [B, H] of its flow's steps).
     """
     was_training = model.training
     model.eval()
     with torch.no_grad():
-        mean, logvar = model.encode(x, y)
-    mean.requires_grad_()
-    logvar.requires_grad_()
-    optimizer = torch.optim.Adam([mean, logvar], lr=lr)
+        posterior = [p.requires_grad_() for p in model.encode(x, y)]  # mean, logvar (, context)
+    optimizer = torch.optim.Adam(posterior, lr=lr)
     for _ in range(steps):
         # Each example's ELBO depends on its own row only, so one sum serves them all.
-        loss = -elbo(model, x, 1.0, n_samples, (mean, logvar), y).elbo.sum()
-        mean.grad, logvar.grad = torch.autograd.grad(loss, (mean, logvar))
+        loss = -elbo(model, x, 1.0, n_samples, posterior, y).elbo.sum()
+        grads = torch.autograd.grad(loss, posterior, allow_unused=True)  # a flow of length 0 ignores its context
+        for p, grad in zip(posterior, grads):
+            p.grad = grad
         optimizer.step()
     model.train(was_training)
-    return mean.detach(), logvar.detach()
+    return tuple(p.detach() for p in posterior)
 
 
 def batches(x: Tensor, y: Tensor | None, batch_size: int) -> list[tuple[Tensor, Tensor | None]]:

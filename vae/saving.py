@@ -9,9 +9,9 @@ from pathlib import Path
 import torch
 
 from vae.boundary import pick_device
-from vae.models import VAE, Autoencoder, ConditionalVAE
+from vae.models import VAE, Autoencoder, ConditionalVAE, FlowVAE
 
-MODELS = {cls.__name__: cls for cls in (VAE, ConditionalVAE, Autoencoder)}
+MODELS = {cls.__name__: cls for cls in (VAE, ConditionalVAE, FlowVAE, Autoencoder)}
 
 
 def save(model: VAE | Autoencoder, path: str | os.PathLike) -> Path:

@@ -11,6 +11,7 @@ from tqdm import tqdm
 
 from vae.boundary import (
     checked,
+    choice,
     data,
     function,
     labels,
@@ -23,15 +24,18 @@ from vae.boundary import (
     positive_int,
 )
 from vae.models import VAE, Autoencoder
-from vae.objectives import ELBO, batches, elbo, reconstruction
+from vae.objectives import ELBO, batches, elbo, importance_weighted, reconstruction
 from vae.options import History, Option, option_list, options_from
 
 Objective = Callable[..., ELBO]  # objective(model, x, beta=..., n_samples=..., y=...) -> ELBO, each [B] nats
 
 
-def objective_of(model: VAE | Autoencoder) -> Objective:
-    """What a model is trained on: the ELBO for a VAE, the reconstruction term for an autoencoder."""
-    return reconstruction if isinstance(model, Autoencoder) else elbo
+def objective_of(model: VAE | Autoencoder, name: str = "elbo") -> Objective:
+    """What a model is trained on: the ELBO for a VAE (or, ``name="iwae"``, the IWAE bound), the
+    reconstruction term for an autoencoder."""
+    if isinstance(model, Autoencoder):
+        return reconstruction
+    return {"elbo": elbo, "iwae": importance_weighted}[name]
 
 
 def train_loop(
@@ -42,6 +46,7 @@ def train_loop(
     valid: Tensor | None,
     valid_y: Tensor | None,
     *,
+    objective: Objective,
     epochs: int,
     batch_size: int,
     beta: float,
@@ -52,10 +57,11 @@ def train_loop(
 ) -> History:
     """The training loop: ``epochs`` passes over ``train`` in a fresh random order, one Adam step per batch.
 
-    Nothing here waits on the device inside an epoch: the losses are summed there, with a count of
-    NaN or inf ones, and read once at the epoch's end.
+    Each step ascends ``objective`` (the ELBO, unless :func:`fit` was asked for another). Nothing
+    here waits on the device inside an epoch: the losses are summed there, with a count of NaN or
+    inf ones, and read once at the epoch's end.
     """
-    objective, history = objective_of(model), {}
+    history = {}
     for epoch in tqdm(range(1, epochs + 1), disable=not progress, unit="epoch", file=sys.stderr):
         model.train()
         weight = beta
@@ -129,7 +135,7 @@ def _interactive() -> bool:
 @checked(model=model_is(VAE, Autoencoder), epochs=positive_int, batch_size=positive_int, lr=positive,
          beta=nonnegative, warmup=nonnegative_int, n_samples=positive_int, seed=nonnegative_int,
          patience=optional(positive_int), lr_patience=optional(positive_int), weight_decay=nonnegative,
-         callback=optional(function), options=option_list)
+         callback=optional(function), options=option_list, objective=choice("elbo", "iwae"))
 def fit(
     model: VAE | Autoencoder,
     train: Tensor,
@@ -151,6 +157,7 @@ def fit(
     options: Sequence[Option] = (),
     y: Tensor | None = None,
     valid_y: Tensor | None = None,
+    objective: str = "elbo",
 ) -> History:
     """Train ``model`` by maximising the (beta-weighted) ELBO with Adam: check, then run :func:`train_loop`.
 
@@ -164,12 +171,20 @@ def fit(
     stopping), ``lr_patience`` (learning-rate decay) and ``callback(epoch, model)``, then
     ``options``; early stopping and decay need ``valid`` and skip the warm-up's epochs.
 
+    ``objective="iwae"`` trains a VAE on the IWAE bound with k = ``n_samples`` draws instead
+    (Burda et al., 2016; :func:`vae.objectives.importance_weighted`): ``train_elbo`` is then that
+    bound, ``train_rec`` the draws' average log p(x|z) and ``train_kl`` = rec − bound. It takes no
+    ``beta`` or ``warmup``; validation is still scored by the ELBO.
+
     Returns per-epoch ``lr``, ``train_elbo`` (= rec − beta · kl), ``train_rec``, ``train_kl`` and,
     with ``valid``, ``valid_elbo``, ``valid_rec``, ``valid_kl``, in nats per example; a NaN or inf
     loss raises ``FloatingPointError``. The model is left in eval mode.
     """
     if valid is None and (patience is not None or lr_patience is not None or valid_y is not None):
         raise ValueError("patience, lr_patience and valid_y need validation data: pass valid=... as well")
+    if objective == "iwae" and (isinstance(model, Autoencoder) or beta != 1 or warmup):
+        raise ValueError("objective='iwae' trains a VAE on the IWAE bound, which has no KL term to weight: "
+                         "it needs a vae.VAE (not an Autoencoder), beta=1 and no warmup")
     device = pick_device(device)
     model.to(device)
     train = data("train", train, model, {})
@@ -184,7 +199,8 @@ def fit(
     optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay, fused=fused)
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(seed)
-        return train_loop(model, optimizer, train, y, valid, valid_y, epochs=epochs, batch_size=batch_size,
-                          beta=beta, n_samples=n_samples, generator=torch.Generator().manual_seed(seed),
-                          options=options, progress=_interactive() if progress is None else progress)
+        return train_loop(model, optimizer, train, y, valid, valid_y, objective=objective_of(model, objective),
+                          epochs=epochs, batch_size=batch_size, beta=beta, n_samples=n_samples,
+                          generator=torch.Generator().manual_seed(seed), options=options,
+                          progress=_interactive() if progress is None else progress)
 
