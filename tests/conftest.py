@@ -25,6 +25,7 @@ LIMITS = {
     "a1_em_mixture": {"timeout": 10, "total_timeout": 60},
     "a2_vae_digits": {"timeout": 150, "total_timeout": 400},
     "a3_gaussian_kl": {"timeout": 60, "total_timeout": 150},
+    "a4_iwae_beta": {"timeout": 60, "total_timeout": 240},
 }
 
 

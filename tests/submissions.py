@@ -214,7 +214,30 @@ def ordinary(solutions, handout, name):
     if name == "a3_gaussian_kl":
         wrong_sign = "kl = (mu**2 + sigma**2 + sp.log(sigma**2) - 1) / 2\nkl"
         subs["wrong_sign"] = edit(solutions(), "kl = ", lambda s: wrong_sign)
+    if name == "a4_iwae_beta":
+        # exp of the log-weights, then the log of their mean: right until a log-weight is far from 0
+        stable = "torch.logsumexp(log_w, dim=0) - math.log(log_w.shape[0])"
+        subs["naive_exp"] = edit(
+            solutions(), "def log_mean_exp", swap(stable, "torch.log(torch.exp(log_w).mean(dim=0))")
+        )
+        # beta on the reconstruction term, and the amortisation gap with the wrong sign
+        wrong = edit(
+            solutions(), "def rate_distortion", swap("(distortion + beta * rate)", "(beta * distortion + rate)")
+        )
+        subs["wrong_terms"] = edit(
+            wrong, "def split_gap", swap("(refined_elbo - encoder_elbo)", "(encoder_elbo - refined_elbo)")
+        )
     return subs
+
+
+def swap(old, new):
+    """An edit that replaces the text ``old``, which must be there, by ``new``."""
+
+    def replace(source):
+        assert old in source, old
+        return source.replace(old, new)
+
+    return replace
 
 
 def attack(*sources):

@@ -64,6 +64,22 @@ def test_a_known_mistake_passes_the_public_checks_but_not_the_hidden_ones(graded
     assert "wrong sign" in wrong.feedback["kl"] and "2.1945" in wrong.feedback["kl_logvar"]
 
 
+def test_each_known_slip_of_the_iwae_assignment_costs_its_own_check(graded):
+    """Assignment 4: exponentiating the log-weights before averaging them (right for moderate
+    log-weights, inf or -inf far from 0), beta on the reconstruction term instead of the rate (right
+    at beta = 1), and the amortisation gap with the wrong sign each lose the graded check that names
+    them and nothing else; the first two pass the public checks."""
+    a4 = graded["a4_iwae_beta"]
+    full = {"beta_vae": 4, "log_mean_exp": 3, "log_weights": 3, "iwae_bound": 3, "gaps": 2}
+    naive, wrong = a4["grades"]["naive_exp"], a4["grades"]["wrong_terms"]
+    assert naive.scores == {**full, "log_mean_exp": 2} and naive.note == "", naive.report()
+    assert wrong.scores == {**full, "beta_vae": 3, "gaps": 1} and wrong.note == "", wrong.report()
+    naive_feedback, wrong_feedback = a4["feedback"]["naive_exp"], a4["feedback"]["wrong_terms"]
+    assert "check no overflow" in naive_feedback and "expected finite values for log-weights" in naive_feedback
+    assert "check beta weighs the rate" in wrong_feedback and "check amortisation" in wrong_feedback
+    assert "check approximation" not in wrong_feedback and "check the honest choice" not in wrong_feedback
+
+
 def test_the_loss_doctor_names_a_flipped_kl_in_the_feedback(graded):
     """Assignment 2's feedback runs vae.diagnose_loss on the student's elbo: silent on a correct one,
     naming the sign of the KL when the KL is added, for no points either way."""

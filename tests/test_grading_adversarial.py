@@ -39,6 +39,7 @@ EXPECTED = {
     # sampler, the KL and the ELBO are right; the averaged images and the trained model are not.
     "a2_vae_digits": {"patch_runner": 0, "patch_torch": 0, "copy_forward": 12, "zz_victim": 0, "zz_victim2": 0},
     "a3_gaussian_kl": {"patch_runner": 0, "zz_victim": 0, "zz_victim2": 0},
+    "a4_iwae_beta": {"patch_runner": 0, "zz_victim": 0, "zz_victim2": 0},
 }
 BAD_NAMES = {"...ipynb": "not graded: the file name cannot name a student"}
 
