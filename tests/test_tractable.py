@@ -147,6 +147,22 @@ def test_grid_evidence_agrees_with_the_importance_weighted_estimate(vae_case):
     assert estimate.mean() <= post.log_evidence.mean() + 0.01
 
 
+def test_categorical_shortcut_equals_the_distributions_log_prob(vae_case):
+    # for a categorical likelihood the grid is scored by one matrix product with the one-hot
+    # levels; it must give what log_prob gives, for levels stored as integers or as floats
+    model, x, post = vae_case
+    points = post.grid.points[::97].float()
+    with torch.no_grad():
+        direct = model.likelihood(points.unsqueeze(1)).log_prob(x).double().T  # [N, G']
+    sub = tractable.LatentGrid(post.grid.axis, post.grid.points[::97], post.grid.log_cell)
+    for levels in (x, x.float()):
+        torch.testing.assert_close(tractable.grid_log_likelihood(model.likelihood, levels, sub), direct,
+                                   atol=1e-4, rtol=0)
+    torch.testing.assert_close(post.log_lik[:, ::97], direct, atol=1e-4, rtol=0)
+    with pytest.raises((IndexError, RuntimeError)):  # a level the likelihood cannot score
+        tractable.grid_log_likelihood(model.likelihood, torch.full((2, 64), 17), sub)
+
+
 def test_best_gaussian_beats_the_encoder(vae_case):
     model, x, post = vae_case
     with torch.no_grad():

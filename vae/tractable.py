@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import torch
 from torch import Tensor
-from torch.distributions import Distribution, Independent, Normal
+from torch.distributions import Categorical, Distribution, Independent, Normal
 
 from vae.validation import check_data, check_positive, check_positive_int
 from vae.priors import gaussian_kl
@@ -94,11 +94,36 @@ def grid_log_likelihood(likelihood: Likelihood, x: Tensor, grid: LatentGrid, max
         raise TypeError("likelihood(z) must return a torch Distribution with event shape [D]")
     x = check_data(x, probe.event_shape[0]).to(probe.sample().device)
     chunk = max(1, max_elements // (len(x) * x.shape[1]))
+    one_hot = _one_hot_levels(probe, x)
+    if one_hot is not None:
+        # A product of categoricals scores x_n by sum_d log pi_d(z)[x_nd], which is linear in the one-hot
+        # code of x_n: one matrix product per chunk replaces a gather over [chunk, N, D] (several times faster).
+        parts = [
+            (one_hot @ likelihood(z.float().to(x.device)).base_dist.logits.flatten(1).T).double()  # [N, chunk]
+            for z in grid.points.split(chunk)
+        ]
+        return torch.cat(parts, dim=1)
     parts = [
         likelihood(z.float().to(x.device).unsqueeze(1)).log_prob(x).double()  # [chunk, N]
         for z in grid.points.split(chunk)
     ]
     return torch.cat(parts).T.contiguous()
+
+
+def _one_hot_levels(probe: Distribution, x: Tensor) -> Tensor | None:
+    """The one-hot code [N, D K] of ``x`` when p(x|z) is a product of D categoricals over K levels
+    (``Independent(Categorical)``) and every entry of ``x`` is a level 0 .. K - 1; else None."""
+    if not (isinstance(probe, Independent) and isinstance(probe.base_dist, Categorical)
+            and probe.reinterpreted_batch_ndims == 1) or x.device.type == "meta":
+        return None
+    n_levels = probe.base_dist.logits.shape[-1]
+    if x.is_floating_point() and not bool((x == x.round()).all()):
+        return None
+    lo, hi = torch.aminmax(x)
+    if lo < 0 or hi >= n_levels:
+        return None  # the general path below raises its own error
+    levels = torch.arange(n_levels, device=x.device)
+    return (x.long().unsqueeze(-1) == levels).flatten(1).float()
 
 
 @dataclass(frozen=True)
