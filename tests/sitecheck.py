@@ -369,6 +369,16 @@ def _check_page(
     return problems
 
 
+def _pages(site: Path, pages: Collection[str] | None) -> Iterator[tuple[str, Path]]:
+    """The site's pages as (path relative to ``site``, file), only ``pages`` if given, without the
+    redirect pages (``index.html``: `check_links` checks where they lead)."""
+    site = site.resolve()
+    for page in site_pages(site):
+        name = page.relative_to(site).as_posix()
+        if (pages is None or name in pages) and _redirect(_read(page)) is None:
+            yield name, page
+
+
 def check_pages(
     browser: Browser,
     site: Path,
@@ -391,20 +401,13 @@ def check_pages(
     ``screenshot_pages`` are page paths relative to ``site`` too (e.g. ``book/intro.html``); each is
     saved as a full-page PNG in ``screenshot_dir`` under the same relative path with ``.png``.
     """
-    site = site.resolve()
     problems: list[Problem] = []
-    context = browser.new_context(viewport={"width": width, "height": 900})
-    try:
-        for page in site_pages(site):
-            name = page.relative_to(site).as_posix()
-            if (pages is not None and name not in pages) or _redirect(_read(page)) is not None:
-                continue
+    minimum = MIN_FIGURE_TEXT_PX if width >= DESKTOP else MIN_PHONE_FIGURE_TEXT_PX
+    with browser.new_context(viewport={"width": width, "height": 900}) as context:
+        for name, page in _pages(site, pages):
             shoot = screenshot_dir is not None and name in screenshot_pages
             screenshot = screenshot_dir / Path(name).with_suffix(".png") if shoot else None
-            minimum = MIN_FIGURE_TEXT_PX if width >= DESKTOP else MIN_PHONE_FIGURE_TEXT_PX
             problems += _check_page(context, name, page.as_uri(), screenshot, minimum, extra_css)
-    finally:
-        context.close()
     return problems
 
 
@@ -412,18 +415,14 @@ def figure_text_sizes(browser: Browser, site: Path, *, pages: Collection[str] | 
                       width: int = DESKTOP) -> dict[str, dict[str, float | None]]:
     """The height of each figure's smallest text as shown at ``width``, in CSS pixels (None where the
     PNG records none), by page (relative to ``site``) and image source: what `check_pages` compares
-    with its minimum, for reporting."""
-    site = site.resolve()
+    with its minimum, for reporting. MathJax is not loaded: typeset math changes no figure's width."""
     sizes: dict[str, dict[str, float | None]] = {}
-    context = browser.new_context(viewport={"width": width, "height": 900})
-    try:
-        for page in site_pages(site):
-            name = page.relative_to(site).as_posix()
-            if (pages is not None and name not in pages) or _redirect(_read(page)) is not None:
-                continue
+    with browser.new_context(viewport={"width": width, "height": 900}) as context:
+        context.route("http*://*/**", lambda route: route.abort())
+        context.route("**/mathjax/**", lambda route: route.abort())
+        for name, page in _pages(site, pages):
             tab = context.new_page()
             try:
-                tab.route("http*://*/**", lambda route: route.abort())
                 tab.goto(page.as_uri(), wait_until="load")
                 tab.evaluate(_SETTLE, SETTLE_TIMEOUT_MS)
                 found = dict(_figure_text_sizes(page.as_uri(), tab.evaluate(_FIGURES)))
@@ -431,6 +430,4 @@ def figure_text_sizes(browser: Browser, site: Path, *, pages: Collection[str] | 
                 tab.close()
             if found:
                 sizes[name] = found
-    finally:
-        context.close()
     return sizes
